@@ -1,0 +1,450 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	containerd "github.com/containerd/containerd/v2/client"
+	"github.com/containerd/containerd/v2/core/snapshots"
+	"github.com/containerd/containerd/v2/pkg/namespaces"
+)
+
+// cgiSite makes a site whose cgi-bin holds scripts (name → body), readable
+// and runnable by uid 65534.
+func cgiSite(t *testing.T, scripts map[string]string) string {
+	t.Helper()
+	root := filepath.Join(t.TempDir(), "site")
+	bin := filepath.Join(root, "cgi-bin")
+	if err := os.MkdirAll(bin, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for p := root; p != "/"; p = filepath.Dir(p) {
+		os.Chmod(p, 0o755) // t.TempDir is 0700; nobody must traverse it
+		if p == os.TempDir() {
+			break
+		}
+	}
+	for name, body := range scripts {
+		p := filepath.Join(bin, name)
+		os.MkdirAll(filepath.Dir(p), 0o755)
+		if err := os.WriteFile(p, []byte(body), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	os.WriteFile(filepath.Join(root, "index.html"), []byte("static\n"), 0o644)
+	return root
+}
+
+const (
+	scriptEnv    = "#!/bin/sh\necho Content-Type: text/plain\necho\ntr '\\0' '\\n' < /proc/$$/environ\n"
+	scriptID     = "#!/bin/sh\necho Content-Type: text/plain\necho\nid\n"
+	scriptCat    = "#!/bin/sh\necho Content-Type: application/octet-stream\necho\nexec cat\n"
+	scriptStream = "#!/bin/sh\necho Content-Type: text/plain\necho\necho first\nsleep 1\ncut -d' ' -f1 /proc/uptime\n"
+	scriptHang   = "#!/bin/sh\ntrap '' TERM\necho Content-Type: text/plain\necho\necho started\nwhile :; do sleep 1; done\n"
+)
+
+// containerdClient connects the test to the shared daemon, to look at what
+// cgibox leaves in its namespace.
+func containerdClient(t *testing.T) (*containerd.Client, context.Context) {
+	t.Helper()
+	c, err := containerd.New(containerdAddr, containerd.WithDefaultNamespace("cgibox"))
+	if err != nil {
+		t.Fatalf("connecting to containerd: %v", err)
+	}
+	t.Cleanup(func() { c.Close() })
+	ctx := namespaces.WithNamespace(t.Context(), "cgibox")
+	return c, ctx
+}
+
+// leftovers counts containers and active snapshots in the cgibox namespace.
+func leftovers(t *testing.T, c *containerd.Client, ctx context.Context) (int, int) {
+	t.Helper()
+	cs, err := c.Containers(ctx)
+	if err != nil {
+		t.Fatalf("listing containers: %v", err)
+	}
+	active := 0
+	err = c.SnapshotService("overlayfs").Walk(ctx, func(_ context.Context, info snapshots.Info) error {
+		if info.Kind == snapshots.KindActive {
+			active++
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("listing snapshots: %v", err)
+	}
+	return len(cs), active
+}
+
+// assertClean fails t unless the namespace empties within d.
+func assertClean(t *testing.T, c *containerd.Client, ctx context.Context, d time.Duration) {
+	t.Helper()
+	var n, s int
+	if !waitFor(d, func() bool { n, s = leftovers(t, c, ctx); return n == 0 && s == 0 }) {
+		t.Errorf("left behind after %s: %d containers, %d active snapshots", d, n, s)
+	}
+}
+
+func get(t *testing.T, url string, header http.Header) (*http.Response, []byte) {
+	t.Helper()
+	return do(t, "GET", url, header, nil)
+}
+
+func do(t *testing.T, method, url string, header http.Header, body []byte) (*http.Response, []byte) {
+	t.Helper()
+	req, err := http.NewRequest(method, url, bytes.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if body == nil {
+		req.Body = nil
+	}
+	for k, v := range header {
+		req.Header[k] = v
+	}
+	resp, err := (&http.Client{Timeout: 60 * time.Second}).Do(req)
+	if err != nil {
+		t.Fatalf("%s %s: %v", method, url, err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatalf("%s %s: reading body: %v", method, url, err)
+	}
+	return resp, b
+}
+
+func TestCGIEnvironment(t *testing.T) {
+	requireContainerd(t)
+	c, cctx := containerdClient(t)
+	root := cgiSite(t, map[string]string{"env.sh": scriptEnv, "sub/deep.sh": scriptEnv})
+	// A canary in cgibox's own environment must never reach a script.
+	t.Setenv("CGIBOX_CANARY", "leaked")
+	srv := startCgibox(t, "-d", root)
+	port := strings.TrimPrefix(srv.base, "http://127.0.0.1:")
+
+	auth := "Basic " + base64.StdEncoding.EncodeToString([]byte("ada:secret"))
+	cases := []struct {
+		name, method, target string
+		header               http.Header
+		body                 []byte
+		want                 []string // besides the variables every request has
+	}{
+		{
+			name: "GET", method: "GET", target: "/cgi-bin/env.sh",
+			want: []string{"QUERY_STRING=", "REQUEST_METHOD=GET", "REQUEST_URI=/cgi-bin/env.sh",
+				"SCRIPT_NAME=/cgi-bin/env.sh", "SCRIPT_FILENAME=/www/cgi-bin/env.sh"},
+		},
+		{
+			name: "query and PATH_INFO", method: "GET", target: "/cgi-bin/sub/deep.sh/a%20b/c?x=1&y=%2F&-s",
+			want: []string{"QUERY_STRING=x=1&y=%2F&-s", "REQUEST_METHOD=GET",
+				"REQUEST_URI=/cgi-bin/sub/deep.sh/a%20b/c?x=1&y=%2F&-s",
+				"PATH_INFO=/a b/c", "PATH_TRANSLATED=/www/a b/c",
+				"SCRIPT_NAME=/cgi-bin/sub/deep.sh", "SCRIPT_FILENAME=/www/cgi-bin/sub/deep.sh"},
+		},
+		{
+			name: "POST", method: "POST", target: "/cgi-bin/env.sh",
+			header: http.Header{"Content-Type": {"application/x-www-form-urlencoded"}},
+			body:   []byte("a=1&b=2"),
+			want: []string{"QUERY_STRING=", "REQUEST_METHOD=POST", "REQUEST_URI=/cgi-bin/env.sh",
+				"SCRIPT_NAME=/cgi-bin/env.sh", "SCRIPT_FILENAME=/www/cgi-bin/env.sh",
+				"CONTENT_LENGTH=7", "CONTENT_TYPE=application/x-www-form-urlencoded"},
+		},
+		{
+			name: "Basic auth and hostile headers", method: "GET", target: "/cgi-bin/env.sh",
+			header: http.Header{"Authorization": {auth}, "Proxy": {"http://evil"},
+				"Remote-User": {"root"}, "Script_filename": {"/etc/passwd"}, "X-Test": {"() { :; }; echo pwned"}},
+			want: []string{"QUERY_STRING=", "REQUEST_METHOD=GET", "REQUEST_URI=/cgi-bin/env.sh",
+				"SCRIPT_NAME=/cgi-bin/env.sh", "SCRIPT_FILENAME=/www/cgi-bin/env.sh",
+				"AUTH_TYPE=Basic", "REMOTE_USER=ada", "HTTP_REMOTE_USER=root",
+				"HTTP_X_TEST=() { :; }; echo pwned"},
+		},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			h := http.Header{"User-Agent": {"cgibox-test"}}
+			for k, v := range tc.header {
+				h[k] = v
+			}
+			resp, body := do(t, tc.method, srv.base+tc.target, h, tc.body)
+			if resp.StatusCode != 200 {
+				t.Fatalf("status %d, body %q", resp.StatusCode, body)
+			}
+			got := strings.Split(strings.TrimSpace(string(body)), "\n")
+			var remotePort string
+			for _, kv := range got {
+				if v, ok := strings.CutPrefix(kv, "REMOTE_PORT="); ok {
+					remotePort = v
+				}
+			}
+			if _, err := strconv.Atoi(remotePort); err != nil {
+				t.Errorf("REMOTE_PORT=%q is not a port", remotePort)
+			}
+			want := append([]string{
+				"DOCUMENT_ROOT=/www",
+				"GATEWAY_INTERFACE=CGI/1.1",
+				"HTTP_ACCEPT_ENCODING=gzip",
+				"HTTP_HOST=127.0.0.1:" + port,
+				"HTTP_USER_AGENT=cgibox-test",
+				"PATH=/usr/local/bin:/usr/bin:/bin",
+				"REMOTE_ADDR=127.0.0.1",
+				"REMOTE_HOST=127.0.0.1",
+				"REMOTE_PORT=" + remotePort,
+				"SERVER_NAME=127.0.0.1",
+				"SERVER_PORT=" + port,
+				"SERVER_PROTOCOL=HTTP/1.1",
+				"SERVER_SOFTWARE=cgibox/devel",
+			}, tc.want...)
+			slices.Sort(want)
+			slices.Sort(got)
+			if !slices.Equal(got, want) {
+				t.Errorf("environment differs\n got:  %q\n want: %q", got, want)
+			}
+		})
+	}
+	assertClean(t, c, cctx, 10*time.Second)
+}
+
+func TestCGIRunsAsNobody(t *testing.T) {
+	requireContainerd(t)
+	root := cgiSite(t, map[string]string{"id.sh": scriptID})
+	srv := startCgibox(t, "-d", root)
+	resp, body := get(t, srv.base+"/cgi-bin/id.sh", nil)
+	if resp.StatusCode != 200 {
+		t.Fatalf("status %d", resp.StatusCode)
+	}
+	// busybox id: uid=65534(nobody) gid=65534(nogroup) groups=65534(nogroup)
+	re := regexp.MustCompile(`^uid=65534(\(\w+\))? gid=65534(\(\w+\))? groups=65534(\(\w+\))?$`)
+	if got := strings.TrimSpace(string(body)); !re.MatchString(got) {
+		t.Errorf("id printed %q, want uid=65534 gid=65534 and no other groups", got)
+	}
+}
+
+func TestCGIRequestBodyByteExact(t *testing.T) {
+	requireContainerd(t)
+	c, cctx := containerdClient(t)
+	root := cgiSite(t, map[string]string{"cat.sh": scriptCat})
+	srv := startCgibox(t, "-d", root)
+	binary := make([]byte, 256)
+	for i := range binary {
+		binary[i] = byte(i)
+	}
+	big := make([]byte, 1<<20)
+	rand.Read(big)
+	for name, body := range map[string][]byte{"empty": {}, "binary": binary, "1MiB": big, "2MiB spooled": append(big, big...)} {
+		t.Run(name, func(t *testing.T) {
+			resp, got := do(t, "POST", srv.base+"/cgi-bin/cat.sh",
+				http.Header{"Content-Type": {"application/octet-stream"}}, body)
+			if resp.StatusCode != 200 || !bytes.Equal(got, body) {
+				t.Errorf("status %d, got %d bytes back, want the %d bytes sent", resp.StatusCode, len(got), len(body))
+			}
+		})
+	}
+	assertClean(t, c, cctx, 10*time.Second)
+}
+
+func TestCGIStreamsWhileRunning(t *testing.T) {
+	requireContainerd(t)
+	root := cgiSite(t, map[string]string{"stream.sh": scriptStream})
+	srv := startCgibox(t, "-d", root)
+	resp, err := http.Get(srv.base + "/cgi-bin/stream.sh")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	br := bufio.NewReader(resp.Body)
+	first, err := br.ReadString('\n')
+	if err != nil || first != "first\n" {
+		t.Fatalf("first line %q, %v", first, err)
+	}
+	// The host and the container share one clock: the client's reading
+	// of it, taken once the first line is here, must precede the moment
+	// the script produced its second line.
+	seen := uptime(t)
+	second, err := br.ReadString('\n')
+	if err != nil {
+		t.Fatalf("second line: %v", err)
+	}
+	produced, err := strconv.ParseFloat(strings.TrimSpace(second), 64)
+	if err != nil {
+		t.Fatalf("second line %q: %v", second, err)
+	}
+	if !(seen < produced) {
+		t.Errorf("first line reached the client at uptime %.2f, after the second was produced at %.2f: output was not streamed", seen, produced)
+	}
+}
+
+func uptime(t *testing.T) float64 {
+	b, err := os.ReadFile("/proc/uptime")
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := strconv.ParseFloat(strings.Fields(string(b))[0], 64)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return f
+}
+
+func TestCGIDeadlineKillsScript(t *testing.T) {
+	requireContainerd(t)
+	c, cctx := containerdClient(t)
+	root := cgiSite(t, map[string]string{"hang.sh": scriptHang})
+	srv := startCgibox(t, "-d", root, "--timeout", "2s")
+	start := time.Now()
+	resp, err := http.Get(srv.base + "/cgi-bin/hang.sh")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	took := time.Since(start)
+	if err == nil {
+		t.Errorf("response ended cleanly after %s with %q; a killed script must cut the connection", took, body)
+	}
+	if !strings.HasPrefix(string(body), "started") {
+		t.Errorf("body %q: want the output produced before the kill", body)
+	}
+	if took > 10*time.Second {
+		t.Errorf("took %s; the deadline is 2s", took)
+	}
+	if !waitFor(5*time.Second, func() bool { return strings.Contains(srv.stderr.String(), "end=timeout") }) {
+		t.Errorf("access log does not say end=timeout:\n%s", srv.stderr.String())
+	}
+	assertClean(t, c, cctx, 10*time.Second)
+	// The gateway still serves.
+	if resp, _ := get(t, srv.base+"/", nil); resp.StatusCode != 200 {
+		t.Errorf("after the kill: status %d", resp.StatusCode)
+	}
+}
+
+func TestCGIClientGoneKillsScript(t *testing.T) {
+	requireContainerd(t)
+	c, cctx := containerdClient(t)
+	root := cgiSite(t, map[string]string{"hang.sh": scriptHang})
+	srv := startCgibox(t, "-d", root)
+	conn, err := net.Dial("tcp", strings.TrimPrefix(srv.base, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	fmt.Fprintf(conn, "GET /cgi-bin/hang.sh HTTP/1.1\r\nHost: x\r\n\r\n")
+	br := bufio.NewReader(conn)
+	for {
+		line, err := br.ReadString('\n')
+		if err != nil {
+			t.Fatalf("reading response: %v", err)
+		}
+		if line == "started\n" {
+			break
+		}
+	}
+	if n, _ := leftovers(t, c, cctx); n != 1 {
+		t.Fatalf("%d containers while the script runs, want 1", n)
+	}
+	conn.Close()
+	gone := time.Now()
+	// Killed within a second: its task no longer runs.
+	killed := waitFor(time.Second, func() bool {
+		cs, _ := c.Containers(cctx)
+		for _, ct := range cs {
+			task, err := ct.Task(cctx, nil)
+			if err != nil {
+				continue
+			}
+			if st, err := task.Status(cctx); err == nil && st.Status == containerd.Running {
+				return false
+			}
+		}
+		return true
+	})
+	if !killed {
+		t.Errorf("script still running %s after the client went away", time.Since(gone))
+	}
+	assertClean(t, c, cctx, 10*time.Second)
+	if !waitFor(5*time.Second, func() bool { return strings.Contains(srv.stderr.String(), "end=client-gone") }) {
+		t.Errorf("access log does not say end=client-gone:\n%s", srv.stderr.String())
+	}
+}
+
+// TestCrashLeftoversSwept kills cgibox with SIGKILL while a script runs;
+// `cgibox gc` and a restart must remove what it left.
+func TestCrashLeftoversSwept(t *testing.T) {
+	requireContainerd(t)
+	c, cctx := containerdClient(t)
+	root := cgiSite(t, map[string]string{"hang.sh": scriptHang})
+	for _, recover := range []string{"gc", "restart"} {
+		t.Run(recover, func(t *testing.T) {
+			srv := startCgibox(t, "-d", root)
+			conn, err := net.Dial("tcp", strings.TrimPrefix(srv.base, "http://"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer conn.Close()
+			fmt.Fprintf(conn, "GET /cgi-bin/hang.sh HTTP/1.1\r\nHost: x\r\n\r\n")
+			if !waitFor(30*time.Second, func() bool { n, _ := leftovers(t, c, cctx); return n == 1 }) {
+				t.Fatal("the script's container never appeared")
+			}
+			srv.cmd.Process.Signal(syscall.SIGKILL)
+			<-srv.done
+			if n, _ := leftovers(t, c, cctx); n != 1 {
+				t.Fatalf("%d containers after SIGKILL, want the 1 left behind", n)
+			}
+			switch recover {
+			case "gc":
+				out, err := exec.Command(cgiboxBin, "gc", "--containerd", containerdAddr, "--data-dir", sharedDataDir).CombinedOutput()
+				if err != nil || !strings.Contains(string(out), "removed 1 ") {
+					t.Errorf("cgibox gc: %v\n%s", err, out)
+				}
+			case "restart":
+				startCgibox(t, "-d", root)
+			}
+			assertClean(t, c, cctx, 10*time.Second)
+		})
+	}
+}
+
+func TestCGIErrorsBeforeStart(t *testing.T) {
+	requireContainerd(t)
+	root := cgiSite(t, map[string]string{"ok.sh": scriptID})
+	os.WriteFile(filepath.Join(root, "cgi-bin", "noexec.sh"), []byte("#!/bin/sh\n"), 0o644)
+	os.WriteFile(filepath.Join(root, "cgi-bin", "private.sh"), []byte("#!/bin/sh\n"), 0o750)
+	srv := startCgibox(t, "-d", root, "--max-body", "1K")
+	cases := []struct {
+		method, target string
+		body           []byte
+		want           int
+	}{
+		{"GET", "/cgi-bin/missing.sh", nil, 404},
+		{"GET", "/cgi-bin/noexec.sh", nil, 403},
+		{"GET", "/cgi-bin/private.sh", nil, 403},
+		{"GET", "/cgi-bin/", nil, 403},
+		{"POST", "/cgi-bin/ok.sh", make([]byte, 2048), 413},
+		{"TRACE", "/cgi-bin/ok.sh", nil, 501},
+	}
+	for _, tc := range cases {
+		resp, body := do(t, tc.method, srv.base+tc.target, nil, tc.body)
+		if resp.StatusCode != tc.want {
+			t.Errorf("%s %s: status %d, want %d", tc.method, tc.target, resp.StatusCode, tc.want)
+		}
+		if bytes.Contains(body, []byte("#!/bin/sh")) {
+			t.Errorf("%s %s: the script's source was served", tc.method, tc.target)
+		}
+	}
+}

@@ -1,0 +1,385 @@
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/pem"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/cgibox/cgibox/gateway"
+	"github.com/cgibox/cgibox/images"
+	"github.com/cgibox/cgibox/sandbox"
+)
+
+// serveOptions is the command line of `cgibox serve`: python -m http.server's,
+// plus cgibox's own.
+type serveOptions struct {
+	port      int
+	bind      string
+	directory string
+	protocol  string
+	noCGI     bool
+	dotfiles  bool
+	tlsCert   string
+	tlsKey    string
+	tlsPass   string
+	headers   http.Header
+
+	containerd string
+	dataDir    string
+	image      string
+	cgiDirs    []string
+	passAuth   bool
+
+	timeout       time.Duration
+	memory        int64
+	pids          int64
+	cpus          float64
+	maxOutput     int64
+	maxBody       int64
+	maxConcurrent int
+
+	logFormat string
+	logLevel  slog.Level
+}
+
+func parseServe(args []string, stderr io.Writer) (*serveOptions, error) {
+	o := &serveOptions{headers: http.Header{}}
+	fs := flag.NewFlagSet("cgibox serve", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	cwd, _ := os.Getwd()
+	var cgi bool
+	var headers, cgiDirs stringList
+	timeout := positiveDuration(30 * time.Second)
+	memory, maxOutput, maxBody := byteSize(128<<20), byteSize(64<<20), byteSize(gateway.DefaultMaxBody)
+	logLevel := "info"
+	for _, name := range []string{"b", "bind"} {
+		fs.StringVar(&o.bind, name, "", "bind to this `address` (default: all interfaces, IPv4 and IPv6)")
+	}
+	for _, name := range []string{"d", "directory"} {
+		fs.StringVar(&o.directory, name, cwd, "serve this `directory`")
+	}
+	for _, name := range []string{"p", "protocol"} {
+		fs.StringVar(&o.protocol, name, "HTTP/1.1", "conform to this HTTP `version` (HTTP/1.0 closes every connection)")
+	}
+	fs.BoolVar(&cgi, "cgi", false, "run CGI scripts (always on in cgibox; accepted for compatibility)")
+	fs.BoolVar(&o.noCGI, "no-cgi", false, "do not run CGI scripts; CGI directories then answer 403")
+	fs.BoolVar(&o.dotfiles, "dotfiles", false, "serve and list files whose names start with a dot")
+	fs.StringVar(&o.tlsCert, "tls-cert", "", "serve HTTPS with this certificate `file` (PEM)")
+	fs.StringVar(&o.tlsKey, "tls-key", "", "private key `file` for --tls-cert (default: in the certificate file)")
+	fs.StringVar(&o.tlsPass, "tls-password-file", "", "`file` holding the password of an encrypted --tls-key")
+	fs.Var(&headers, "header", "add this `'Name: value'` header to every response (repeatable)")
+	fs.StringVar(&o.containerd, "containerd", "auto", "containerd socket `address`; auto: the standard socket, else a private daemon")
+	fs.StringVar(&o.dataDir, "data-dir", "/var/lib/cgibox", "`directory` for cgibox's state and a private containerd")
+	fs.StringVar(&o.image, "image", "busybox", "`image` scripts run in (a cgibox image name or a containerd reference)")
+	fs.Var(&cgiDirs, "cgi-dir", "URL `directory` holding CGI scripts (repeatable; default /cgi-bin and /htbin)")
+	fs.BoolVar(&o.passAuth, "pass-authorization", false, "pass the Authorization header to scripts as HTTP_AUTHORIZATION")
+	fs.Var(&timeout, "timeout", "wall-clock `limit` of one script")
+	fs.Var(&memory, "memory", "memory `limit` of one script, without swap")
+	fs.Int64Var(&o.pids, "pids", 64, "process `limit` of one script")
+	fs.Float64Var(&o.cpus, "cpus", 0.5, "CPU `cores` one script may use")
+	fs.Var(&maxOutput, "max-output", "output `limit` of one script")
+	fs.Var(&maxBody, "max-body", "largest request `body` passed to a script")
+	fs.IntVar(&o.maxConcurrent, "max-concurrent", gateway.DefaultMaxConcurrent, "CGI requests that may run at `once`")
+	fs.StringVar(&o.logFormat, "log-format", "text", "log `format`: text (python's access log) or json")
+	fs.StringVar(&logLevel, "log-level", "info", "log `level`: debug, info, warn or error")
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, "usage: cgibox [serve] [port] [-b ADDRESS] [-d DIRECTORY] [-p VERSION] [--cgi | --no-cgi] [options]")
+		fs.PrintDefaults()
+	}
+	pos, err := parseInterleaved(fs, args)
+	if err != nil {
+		return nil, err
+	}
+	_ = cgi
+	o.port = 8000
+	switch len(pos) {
+	case 0:
+	case 1:
+		p, err := strconv.Atoi(pos[0])
+		if err != nil || p < 0 || p > 65535 {
+			return nil, fmt.Errorf("port %q: want a number from 0 to 65535", pos[0])
+		}
+		o.port = p
+	default:
+		return nil, fmt.Errorf("unexpected arguments %q: only one port may be given", pos[1:])
+	}
+	if o.protocol != "HTTP/1.0" && o.protocol != "HTTP/1.1" {
+		return nil, fmt.Errorf("--protocol %q: want HTTP/1.0 or HTTP/1.1", o.protocol)
+	}
+	for _, h := range headers {
+		name, value, ok := strings.Cut(h, ":")
+		name, value = strings.TrimSpace(name), strings.TrimSpace(value)
+		if !ok || !validHeaderName(name) || strings.ContainsAny(value, "\r\n\x00") {
+			return nil, fmt.Errorf("--header %q: want 'Name: value'", h)
+		}
+		o.headers.Add(name, value)
+	}
+	if (o.tlsKey != "" || o.tlsPass != "") && o.tlsCert == "" {
+		return nil, errors.New("--tls-key and --tls-password-file need --tls-cert")
+	}
+	if o.logFormat != "text" && o.logFormat != "json" {
+		return nil, fmt.Errorf("--log-format %q: want text or json", o.logFormat)
+	}
+	if err := o.logLevel.UnmarshalText([]byte(logLevel)); err != nil {
+		return nil, fmt.Errorf("--log-level %q: want debug, info, warn or error", logLevel)
+	}
+	if o.pids <= 0 || o.cpus <= 0 || o.maxConcurrent <= 0 {
+		return nil, errors.New("--pids, --cpus and --max-concurrent must be above zero")
+	}
+	if st, err := os.Stat(o.directory); err != nil || !st.IsDir() {
+		return nil, fmt.Errorf("--directory %q: not a directory", o.directory)
+	}
+	o.cgiDirs = cgiDirs
+	o.timeout, o.memory = time.Duration(timeout), int64(memory)
+	o.maxOutput, o.maxBody = int64(maxOutput), int64(maxBody)
+	return o, nil
+}
+
+func validHeaderName(s string) bool {
+	if s == "" {
+		return false
+	}
+	for _, c := range []byte(s) {
+		if c <= ' ' || c >= 0x7f || strings.IndexByte("()<>@,;:\\\"/[]?={}", c) >= 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// serve runs the server until ctx ends.
+func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	o, err := parseServe(args, stderr)
+	if err != nil {
+		return err
+	}
+	var handler slog.Handler = slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: o.logLevel})
+	format := gateway.LogPython
+	if o.logFormat == "json" {
+		handler = slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: o.logLevel})
+		format = gateway.LogJSON
+	}
+	log := slog.New(handler)
+
+	cfg := gateway.Config{
+		Root:              o.directory,
+		CGI:               !o.noCGI,
+		CGIDirs:           o.cgiDirs,
+		Dotfiles:          o.dotfiles,
+		Protocol:          o.protocol,
+		Headers:           o.headers,
+		ServerSoftware:    "cgibox/" + version(),
+		PassAuthorization: o.passAuth,
+		MaxBody:           o.maxBody,
+		MaxConcurrent:     o.maxConcurrent,
+		SpoolDir:          filepath.Join(o.dataDir, "spool"),
+		Logger:            log,
+		AccessLog:         stderr,
+		LogFormat:         format,
+		Limits: sandbox.Limits{
+			Wall: o.timeout, Memory: o.memory, Pids: o.pids, CPU: o.cpus, Output: o.maxOutput,
+		},
+	}
+	if cfg.CGI {
+		if err := os.MkdirAll(cfg.SpoolDir, 0o700); err != nil {
+			return fmt.Errorf("data directory: %w", err)
+		}
+		mgr, err := sandbox.New(ctx,
+			sandbox.WithAddress(o.containerd),
+			sandbox.WithDataDir(o.dataDir),
+			sandbox.WithLogger(log),
+			sandbox.WithInstance(instanceID()),
+		)
+		if err != nil {
+			return err
+		}
+		defer mgr.Close()
+		ref, err := ensureImage(ctx, mgr, o.image, stderr)
+		if err != nil {
+			return err
+		}
+		cfg.Runner, cfg.Image = mgr, ref
+	}
+	gw, err := gateway.New(cfg)
+	if err != nil {
+		return err
+	}
+	defer gw.Close()
+
+	srv := &http.Server{
+		Handler:           gw,
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       60 * time.Second,
+		// Above the gateway's own caps so that it, not net/http, answers
+		// 414 and 431 with a proper page.
+		MaxHeaderBytes: 1 << 20,
+		ErrorLog:       slog.NewLogLogger(handler, slog.LevelDebug),
+		BaseContext:    func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
+	}
+	if o.protocol == "HTTP/1.0" {
+		srv.SetKeepAlivesEnabled(false)
+	}
+	scheme := "HTTP"
+	if o.tlsCert != "" {
+		cert, err := loadCertificate(o.tlsCert, o.tlsKey, o.tlsPass)
+		if err != nil {
+			return err
+		}
+		srv.TLSConfig = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12,
+			// HTTP/2 cannot carry Python-mode CGI responses yet.
+			NextProtos: []string{"http/1.1"}}
+		scheme = "HTTPS"
+	}
+	ln, err := net.Listen("tcp", net.JoinHostPort(o.bind, strconv.Itoa(o.port)))
+	if err != nil {
+		return fmt.Errorf("listen: %w", err)
+	}
+	host, port, _ := net.SplitHostPort(ln.Addr().String())
+	if host == "" {
+		host = "::"
+	}
+	urlHost := host
+	if strings.Contains(host, ":") {
+		urlHost = "[" + host + "]"
+	}
+	fmt.Fprintf(stdout, "Serving %s on %s port %s (%s://%s:%s/) ...\n",
+		scheme, host, port, strings.ToLower(scheme), urlHost, port)
+
+	errc := make(chan error, 1)
+	go func() {
+		if srv.TLSConfig != nil {
+			errc <- srv.ServeTLS(ln, "", "")
+		} else {
+			errc <- srv.Serve(ln)
+		}
+	}()
+	select {
+	case err := <-errc:
+		return fmt.Errorf("serving: %w", err)
+	case <-ctx.Done():
+	}
+	fmt.Fprintln(stdout, "\nKeyboard interrupt received, exiting.")
+	shutdownCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(shutdownCtx); err != nil {
+		srv.Close()
+	}
+	return nil
+}
+
+// ensureImage returns the containerd reference of the image scripts run in,
+// building it first when it is one of cgibox's own and missing.
+func ensureImage(ctx context.Context, mgr *sandbox.Manager, name string, progress io.Writer) (string, error) {
+	ref := name
+	own := !strings.ContainsAny(name, "/:")
+	if own {
+		ref = images.Ref(name)
+	}
+	ok, err := mgr.HasImage(ctx, ref)
+	if err != nil {
+		return "", fmt.Errorf("image %s: %w", ref, err)
+	}
+	if ok {
+		return ref, nil
+	}
+	if !own {
+		return "", fmt.Errorf("image %s is not in containerd's %q namespace; import it with `cgibox image import`", ref, "cgibox")
+	}
+	fmt.Fprintf(progress, "cgibox: image %s is missing; building it (first run only)\n", name)
+	if err := buildImage(ctx, mgr, name, progress); err != nil {
+		return "", err
+	}
+	return ref, nil
+}
+
+// buildImage builds cgibox's image name and imports it into containerd.
+func buildImage(ctx context.Context, mgr *sandbox.Manager, name string, progress io.Writer) error {
+	pr, pw := io.Pipe()
+	errc := make(chan error, 1)
+	go func() {
+		err := images.Build(ctx, name, pw, progress)
+		pw.CloseWithError(err)
+		errc <- err
+	}()
+	_, ierr := mgr.Import(ctx, pr)
+	pr.CloseWithError(ierr)
+	if err := <-errc; err != nil {
+		return fmt.Errorf("building image %s: %w", name, err)
+	}
+	if ierr != nil {
+		return fmt.Errorf("importing image %s: %w", name, ierr)
+	}
+	return nil
+}
+
+// instanceID names this gateway process in container labels.
+func instanceID() string {
+	h, _ := os.Hostname()
+	return fmt.Sprintf("%s-%d", h, os.Getpid())
+}
+
+// loadCertificate reads a PEM certificate and key; the key may be in the
+// certificate file (like Python's ssl.load_cert_chain) and may be encrypted
+// with the classic PEM scheme, its password in passFile.
+func loadCertificate(certFile, keyFile, passFile string) (tls.Certificate, error) {
+	certPEM, err := os.ReadFile(certFile)
+	if err != nil {
+		return tls.Certificate{}, fmt.Errorf("--tls-cert: %w", err)
+	}
+	keyPEM := certPEM
+	if keyFile != "" {
+		if keyPEM, err = os.ReadFile(keyFile); err != nil {
+			return tls.Certificate{}, fmt.Errorf("--tls-key: %w", err)
+		}
+	}
+	if passFile != "" {
+		pass, err := os.ReadFile(passFile)
+		if err != nil {
+			return tls.Certificate{}, fmt.Errorf("--tls-password-file: %w", err)
+		}
+		if keyPEM, err = decryptKey(keyPEM, strings.TrimRight(string(pass), "\r\n")); err != nil {
+			return tls.Certificate{}, fmt.Errorf("--tls-key: %w", err)
+		}
+	}
+	cert, err := tls.X509KeyPair(certPEM, keyPEM)
+	if err != nil {
+		return tls.Certificate{}, fmt.Errorf("--tls-cert/--tls-key: %w", err)
+	}
+	return cert, nil
+}
+
+// decryptKey decrypts the first private key block of data.
+func decryptKey(data []byte, password string) ([]byte, error) {
+	for {
+		var block *pem.Block
+		block, data = pem.Decode(data)
+		if block == nil {
+			return nil, errors.New("no private key found")
+		}
+		if !strings.HasSuffix(block.Type, "PRIVATE KEY") {
+			continue
+		}
+		if block.Type == "ENCRYPTED PRIVATE KEY" {
+			return nil, errors.New("PKCS#8-encrypted keys are not supported; convert with `openssl pkey -traditional -aes256`")
+		}
+		//lint:ignore SA1019 the classic PEM encryption is what such key files use
+		der, err := x509.DecryptPEMBlock(block, []byte(password)) //nolint:staticcheck
+		if err != nil {
+			return nil, fmt.Errorf("decrypting: %w", err)
+		}
+		return pem.EncodeToMemory(&pem.Block{Type: block.Type, Bytes: der}), nil
+	}
+}

@@ -1,0 +1,20 @@
+#!/bin/sh
+# Echoes a POSTed application/x-www-form-urlencoded form back as HTML.
+echo "Content-Type: text/html; charset=utf-8"
+echo
+html() { sed -e 's/&/\&amp;/g' -e 's/</\&lt;/g' -e 's/>/\&gt;/g' -e 's/"/\&quot;/g'; }
+echo '<!DOCTYPE html><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">'
+echo '<title>Form echo</title><h1>Form echo</h1>'
+if [ "$REQUEST_METHOD" != "POST" ]; then
+  echo '<p>Send the form on <a href="/">the home page</a>.</p>'
+  exit 0
+fi
+body=$(head -c "${CONTENT_LENGTH:-0}")
+echo "<p>$CONTENT_LENGTH bytes of $(printf %s "$CONTENT_TYPE" | html)</p><dl>"
+printf '%s' "$body" | tr '&' '\n' | while IFS='=' read -r key value; do
+  [ -n "$key" ] || continue
+  k=$(busybox httpd -d "$(printf %s "$key" | tr + ' ')" | html)
+  v=$(busybox httpd -d "$(printf %s "$value" | tr + ' ')" | html)
+  echo "<dt>$k</dt><dd>$v</dd>"
+done
+echo '</dl>'

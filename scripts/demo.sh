@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# The main command of the README: installs what cgibox needs on a fresh
+# Debian/Ubuntu machine, builds it, and serves the demo site in examples/
+# with sandboxed CGI on port 8000 (or the port given). Ctrl-C stops it.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+. scripts/lib.sh
+
+[ "$(id -u)" = 0 ] || die "cgibox runs containers: run this as root (sudo $0)"
+ensure_packages containerd:containerd runc:runc /bin/busybox:busybox-static
+ensure_go
+build_cgibox
+# Scripts run as uid 65534: they and their directory must be readable and
+# executable by others, whatever the umask of the clone was.
+chmod -R o+rX examples
+say "serving examples/ — open http://localhost:${1:-8000}/"
+exec ./cgibox "${1:-8000}" -d examples

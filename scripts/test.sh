@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# The test command of the README: installs what the tests need on a fresh
+# Debian/Ubuntu machine, then runs gofmt, go vet, every test and a short fuzz.
+# As root, the integration tests (real containerd and runc) must run: a skip
+# is a failure. Without root they skip with a message.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+. scripts/lib.sh
+
+if [ "$(id -u)" = 0 ]; then
+  ensure_packages containerd:containerd runc:runc /bin/busybox:busybox-static python3:python3 git:git
+  export CGIBOX_INTEGRATION=require
+else
+  echo "not running as root: the container tests will skip (run with sudo for the whole suite)" >&2
+fi
+ensure_go
+
+say "gofmt"
+unformatted=$(gofmt -l $(find . -name '*.go' -not -path './.git/*'))
+[ -z "$unformatted" ] || die "gofmt would change: $unformatted"
+
+say "go vet"
+go vet ./...
+
+say "go test"
+go test -count=1 -timeout 40m ./...
+
+say "fuzz the script header parser (short)"
+go test -run '^$' -fuzz '^FuzzReadHeaderBlock$' -fuzztime 15s ./gateway
+
+say "all tests passed"

@@ -1,0 +1,327 @@
+// Package static serves a site's static files the way Python's
+// http.server.SimpleHTTPRequestHandler does — same paths, index files,
+// directory listings, redirects, Content-Type and If-Modified-Since — while
+// never leaving the site root: every file is opened through an os.Root, and
+// symlinks are followed only while they stay inside it. On top of Python it
+// hides dotfiles, refuses to serve the CGI directories as files, and answers
+// ETag/If-None-Match, Range and If-Range requests.
+package static
+
+import (
+	"fmt"
+	"io/fs"
+	"net/http"
+	"net/url"
+	"os"
+	"path"
+	"strconv"
+	"strings"
+	"syscall"
+)
+
+// Handler serves files below Root. Zero values mean: no dotfiles, no extra
+// headers.
+type Handler struct {
+	// Root is the site root, opened by the caller with os.OpenRoot.
+	Root *os.Root
+	// Dotfiles serves and lists names starting with "." (default: 404 and
+	// hidden from listings).
+	Dotfiles bool
+	// CGIDirs are URL directory prefixes like "/cgi-bin" that are NOT
+	// static: a request for such a path, or for a path whose symlinks lead
+	// into one, is answered 403 — a script's source is never served. The
+	// match is on the cleaned path, case-sensitive, whole segments.
+	CGIDirs []string
+}
+
+// Public messages. Python's wording where Python has one.
+const (
+	msgNotFound   = "File not found"
+	msgNoListing  = "No permission to list directory"
+	msgForbidden  = "Forbidden"
+	msgBadRequest = "Bad request path"
+)
+
+// ServeHTTP answers GET and HEAD for a file or directory below h.Root.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		WriteError(w, r, http.StatusNotImplemented, "Unsupported method ("+pyRepr(r.Method)+")", "")
+		return
+	}
+	req, ok := parsePath(r.URL)
+	if !ok {
+		WriteError(w, r, http.StatusBadRequest, msgBadRequest, "")
+		return
+	}
+	if code, msg := h.deny(req.clean); code != 0 {
+		WriteError(w, r, code, msg, "")
+		return
+	}
+	resolved, fi, err := resolve(h.Root, strings.TrimPrefix(req.clean, "/"))
+	if err != nil {
+		// Missing, a symlink out of the root or a loop: all alike to the
+		// client (SECURITY.md case 4).
+		WriteError(w, r, http.StatusNotFound, msgNotFound, "")
+		return
+	}
+	if code, msg := h.deny(absPath(resolved)); code != 0 {
+		WriteError(w, r, code, msg, "")
+		return
+	}
+	switch {
+	case fi.IsDir():
+		h.serveDir(w, r, req, resolved)
+	case fi.Mode().IsRegular() && !req.trailingSlash:
+		// A file named with a trailing slash is 404, like Python
+		// (bpo-17324).
+		h.serveFile(w, r, resolved, path.Base(req.clean))
+	default:
+		// Devices, FIFOs and sockets are never served: reading them could
+		// block or never end.
+		WriteError(w, r, http.StatusNotFound, msgNotFound, "")
+	}
+}
+
+// serveDir redirects to the slash form, or serves the index file, or lists
+// the directory — Python's send_head order.
+func (h *Handler) serveDir(w http.ResponseWriter, r *http.Request, req requestPath, resolved string) {
+	if !req.trailingSlash {
+		w.Header().Set("Location", req.redirect)
+		w.Header().Set("Content-Length", "0")
+		w.WriteHeader(http.StatusMovedPermanently)
+		return
+	}
+	for _, name := range []string{"index.html", "index.htm"} {
+		index, ifi, err := resolve(h.Root, path.Join(resolved, name))
+		if err != nil || !ifi.Mode().IsRegular() {
+			continue
+		}
+		if code, _ := h.deny(absPath(index)); code != 0 {
+			continue
+		}
+		h.serveFile(w, r, index, name)
+		return
+	}
+	h.list(w, r, resolved, req.display)
+}
+
+// serveFile sends one regular file, streamed from disk (sendfile when the
+// ResponseWriter allows it), with Python's Content-Type and Last-Modified
+// plus an ETag. http.ServeContent does the conditional and range logic:
+// If-Modified-Since at second precision and ignored when If-None-Match is
+// present, as Python does; If-None-Match, If-Match, If-Unmodified-Since;
+// Range with If-Range, several ranges answered as multipart/byteranges, a
+// set of ranges larger than the file served whole, 416 when none overlaps.
+func (h *Handler) serveFile(w http.ResponseWriter, r *http.Request, resolved, name string) {
+	// O_NONBLOCK: should the file be swapped for a FIFO after resolve, the
+	// open must not hang; the fstat below then refuses it.
+	f, err := h.Root.OpenFile(resolved, os.O_RDONLY|syscall.O_NONBLOCK, 0)
+	if err != nil {
+		WriteError(w, r, http.StatusNotFound, msgNotFound, "")
+		return
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil || !fi.Mode().IsRegular() {
+		WriteError(w, r, http.StatusNotFound, msgNotFound, "")
+		return
+	}
+	hd := w.Header()
+	hd.Set("Content-Type", ContentType(name))
+	// Set here as well as by ServeContent, which leaves it out for a file
+	// dated 1970-01-01; Python always sends it.
+	hd.Set("Last-Modified", fi.ModTime().UTC().Format(http.TimeFormat))
+	hd.Set("Etag", etag(fi))
+	if rg := r.Header.Get("Range"); rg != "" && !validByteRanges(rg) {
+		// RFC 9110 section 14.2: a Range with another unit, or one that does
+		// not parse, is ignored (a full 200, as Python always sends);
+		// ServeContent would answer 416.
+		r = r.Clone(r.Context())
+		r.Header.Del("Range")
+	}
+	if ims := r.Header.Get("If-Modified-Since"); ims != "" {
+		if v := utcDate(ims); v != ims {
+			r = r.Clone(r.Context())
+			r.Header.Set("If-Modified-Since", v)
+		}
+	}
+	http.ServeContent(&errorPageWriter{ResponseWriter: w, r: r}, r, name, fi.ModTime(), f)
+}
+
+// validByteRanges reports whether v is a syntactically valid
+// "bytes=" range set (RFC 9110 section 14.1.2): first-last, first- or
+// -suffix, comma-separated, with first <= last.
+func validByteRanges(v string) bool {
+	set, ok := strings.CutPrefix(v, "bytes=")
+	if !ok {
+		return false
+	}
+	n := 0
+	for spec := range strings.SplitSeq(set, ",") {
+		spec = strings.TrimSpace(spec)
+		if spec == "" {
+			continue // empty list elements are allowed
+		}
+		n++
+		first, last, ok := strings.Cut(spec, "-")
+		if !ok || !digits(first) && first != "" || !digits(last) && last != "" || first == "" && last == "" {
+			return false
+		}
+		if first != "" && last != "" {
+			a, errA := strconv.ParseInt(first, 10, 64)
+			b, errB := strconv.ParseInt(last, 10, 64)
+			if errA != nil || errB != nil || a > b {
+				return false
+			}
+		}
+	}
+	return n > 0
+}
+
+// utcDate rewrites an If-Modified-Since date that Python accepts as UTC but
+// Go's http.ParseTime does not ("…05 +0000", "…05 UTC") into the
+// IMF-fixdate ServeContent reads. Anything else is returned as it is:
+// either ServeContent parses it, or it ignores it as Python does.
+func utcDate(v string) string {
+	if _, err := http.ParseTime(v); err == nil {
+		return v
+	}
+	for _, zone := range []string{" +0000", " -0000", " UTC", " UT", " Z"} {
+		if base, ok := strings.CutSuffix(v, zone); ok {
+			if t, err := http.ParseTime(base + " GMT"); err == nil {
+				return t.Format(http.TimeFormat)
+			}
+		}
+	}
+	return v
+}
+
+func digits(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return false
+		}
+	}
+	return true
+}
+
+// etag identifies one version of a file: inode, size and modification time
+// in nanoseconds. Strong, so If-Range can use it.
+func etag(fi fs.FileInfo) string {
+	var ino uint64
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+		ino = st.Ino
+	}
+	return fmt.Sprintf(`"%x-%x-%x"`, ino, fi.Size(), fi.ModTime().UnixNano())
+}
+
+// deny applies the policy to a clean absolute path: CGI directories are
+// 403 and dotfiles 404 (unless h.Dotfiles).
+func (h *Handler) deny(p string) (int, string) {
+	if h.inCGIDir(p) {
+		return http.StatusForbidden, msgForbidden
+	}
+	if h.hidden(p) {
+		return http.StatusNotFound, msgNotFound
+	}
+	return 0, ""
+}
+
+// inCGIDir reports whether clean path p is a CGI directory or lies in one.
+// It is the gateway's decision (cleaned path, whole segments, case as on
+// disk), so a path the gateway sent here as static yet naming a script —
+// which it should never do — still does not leak the script's source.
+func (h *Handler) inCGIDir(p string) bool {
+	for _, d := range h.CGIDirs {
+		d = path.Clean("/" + d)
+		if d == "/" {
+			continue
+		}
+		if p == d || strings.HasPrefix(p, d+"/") {
+			return true
+		}
+	}
+	return false
+}
+
+// hidden reports whether clean path p has a component starting with "."
+// and dotfiles are off (/.git/config, /.htpasswd: SECURITY.md case 5).
+func (h *Handler) hidden(p string) bool {
+	if h.Dotfiles {
+		return false
+	}
+	return strings.HasPrefix(p, ".") || strings.Contains(p, "/.")
+}
+
+// absPath turns a root-relative path from resolve into a clean absolute one.
+func absPath(rel string) string {
+	if rel == "." {
+		return "/"
+	}
+	return "/" + rel
+}
+
+// requestPath is the request's path as Python's translate_path sees it.
+type requestPath struct {
+	clean         string // decoded once, cleaned, absolute: "/a/b"
+	trailingSlash bool   // the raw path ends in "/" (a file so named is 404)
+	display       string // decoded path for the listing title
+	redirect      string // Location for a directory named without its slash
+}
+
+// parsePath derives the request path like Python's translate_path: the
+// query is already split off by net/http; a fragment (a literal "#", which
+// browsers never send) is dropped; the path is percent-decoded exactly once
+// (%252e stays %2e: SECURITY.md case 2) and cleaned lexically, never above
+// the root. NUL, CR and LF are refused (SECURITY.md case 3).
+func parsePath(u *url.URL) (requestPath, bool) {
+	raw := u.EscapedPath()
+	if u.RawPath != "" {
+		// EscapedPath drops a RawPath that holds a literal "#"; keep it so
+		// the fragment can be cut where the client put it.
+		if p, err := url.PathUnescape(u.RawPath); err == nil && p == u.Path {
+			raw = u.RawPath
+		}
+	}
+	raw, frag, hasFrag := strings.Cut(raw, "#")
+	if !strings.HasPrefix(raw, "/") {
+		raw = "/" + raw // "" (a bare fragment, or a handcrafted URL) is the root
+	}
+	decoded, err := url.PathUnescape(raw)
+	if err != nil || strings.ContainsAny(decoded, "\x00\r\n") {
+		return requestPath{}, false
+	}
+	// A Location starting with "//" (or "/\", which browsers read alike)
+	// would send the client to another host (Python's CVE-2021-28861
+	// open redirect): collapse leading slashes, and keep backslashes
+	// encoded.
+	loc := strings.ReplaceAll("/"+strings.TrimLeft(raw, "/")+"/", `\`, "%5C")
+	if strings.HasPrefix(loc, "//") {
+		loc = "/" // only for a path of slashes, which is never redirected
+	}
+	if u.RawQuery != "" {
+		loc += "?" + u.RawQuery
+	}
+	if hasFrag {
+		loc += "#" + frag // Python keeps it too
+	}
+	return requestPath{
+		clean:         path.Clean("/" + decoded),
+		trailingSlash: strings.HasSuffix(raw, "/"),
+		display:       "/" + strings.TrimLeft(decoded, "/"),
+		redirect:      loc,
+	}, true
+}
+
+// pyRepr quotes a method name the way Python's %r does in "Unsupported
+// method ('POST')". Methods are HTTP tokens, so only the quote choice
+// matters.
+func pyRepr(s string) string {
+	if strings.Contains(s, "'") && !strings.Contains(s, `"`) {
+		return `"` + s + `"`
+	}
+	return "'" + strings.ReplaceAll(s, "'", `\'`) + "'"
+}
