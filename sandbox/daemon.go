@@ -1,0 +1,262 @@
+package sandbox
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	containerd "github.com/containerd/containerd/v2/client"
+)
+
+// Daemon is a private containerd started by cgibox as a child process, with
+// its own root, state, socket and configuration under a data directory.
+type Daemon struct {
+	cmd     *exec.Cmd
+	address string
+	pidFile string
+	log     *slog.Logger
+	exited  chan struct{} // closed when the process has been reaped
+	waitErr error         // valid after exited is closed
+}
+
+const (
+	daemonReadyTimeout = 20 * time.Second
+	daemonStopTimeout  = 10 * time.Second
+)
+
+// daemonConfig is the private containerd's configuration. Version 2 is read
+// by containerd 1.6, 1.7 and 2.x. No TCP listener is configured (debug and
+// metrics addresses stay empty); the CRI plugin and the snapshotters this
+// host does not need are disabled.
+const daemonConfig = `version = 2
+root = %[1]q
+state = %[2]q
+disabled_plugins = [
+  "io.containerd.grpc.v1.cri",
+  "io.containerd.snapshotter.v1.aufs",
+  "io.containerd.snapshotter.v1.btrfs",
+  "io.containerd.snapshotter.v1.devmapper",
+  "io.containerd.snapshotter.v1.zfs",
+  "io.containerd.tracing.processor.v1.otlp",
+  "io.containerd.internal.v1.tracing",
+]
+
+[grpc]
+  address = %[3]q
+
+[ttrpc]
+  address = ""
+
+[debug]
+  address = ""
+
+[metrics]
+  address = ""
+
+[plugins."io.containerd.internal.v1.opt"]
+  path = %[4]q
+`
+
+// StartDaemon starts a private containerd with everything under dataDir:
+// dataDir/containerd/{root,state,opt}, the socket dataDir/containerd.sock,
+// the config dataDir/containerd.toml and the log dataDir/containerd.log. It
+// returns once the daemon answers, or an error (bounded by ctx and an
+// internal timeout). A daemon left running by a previous cgibox that was
+// killed (recorded in dataDir/containerd.pid) is stopped first.
+//
+// The daemon is not tied to ctx: it runs until Stop.
+func StartDaemon(ctx context.Context, dataDir string, log *slog.Logger) (*Daemon, error) {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	bin, err := exec.LookPath("containerd")
+	if err != nil {
+		return nil, fmt.Errorf("%w: containerd binary not found (install it: apt-get install containerd): %w", ErrUnavailable, err)
+	}
+	if _, err := exec.LookPath("containerd-shim-runc-v2"); err != nil {
+		return nil, fmt.Errorf("%w: containerd-shim-runc-v2 not found (install it: apt-get install containerd): %w", ErrUnavailable, err)
+	}
+	if _, err := exec.LookPath("runc"); err != nil {
+		return nil, fmt.Errorf("%w: runc binary not found (install it: apt-get install runc): %w", ErrUnavailable, err)
+	}
+	dataDir, err = filepath.Abs(dataDir)
+	if err != nil {
+		return nil, fmt.Errorf("data dir: %w", err)
+	}
+	base := filepath.Join(dataDir, "containerd")
+	for _, d := range []string{"root", "state", "opt"} {
+		if err := os.MkdirAll(filepath.Join(base, d), 0o711); err != nil {
+			return nil, fmt.Errorf("data dir: %w", err)
+		}
+	}
+	d := &Daemon{
+		address: filepath.Join(dataDir, "containerd.sock"),
+		pidFile: filepath.Join(dataDir, "containerd.pid"),
+		log:     log,
+		exited:  make(chan struct{}),
+	}
+	if len(d.address) > 100 {
+		return nil, fmt.Errorf("data dir %s: socket path %s is too long for a unix socket", dataDir, d.address)
+	}
+	configPath := filepath.Join(dataDir, "containerd.toml")
+	config := fmt.Sprintf(daemonConfig,
+		filepath.Join(base, "root"), filepath.Join(base, "state"), d.address, filepath.Join(base, "opt"))
+	if err := os.WriteFile(configPath, []byte(config), 0o600); err != nil {
+		return nil, fmt.Errorf("write containerd config: %w", err)
+	}
+	stopStale(d.pidFile, configPath, log)
+
+	logFile, err := os.OpenFile(filepath.Join(dataDir, "containerd.log"), os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("containerd log: %w", err)
+	}
+	defer logFile.Close() // the child has its own descriptor
+	d.cmd = exec.Command(bin, "--config", configPath)
+	d.cmd.Stdout = logFile
+	d.cmd.Stderr = logFile
+	d.cmd.Dir = dataDir
+	// Its own process group: a Ctrl-C on cgibox's terminal must not kill
+	// the daemon under running containers; cgibox stops it on Close.
+	d.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := d.cmd.Start(); err != nil {
+		return nil, fmt.Errorf("%w: start containerd: %w", ErrUnavailable, err)
+	}
+	go func() {
+		d.waitErr = d.cmd.Wait()
+		close(d.exited)
+	}()
+	if err := os.WriteFile(d.pidFile, []byte(strconv.Itoa(d.cmd.Process.Pid)+"\n"), 0o600); err != nil {
+		log.Warn("cannot record containerd pid", "err", err)
+	}
+	log.Info("started private containerd", "pid", d.cmd.Process.Pid, "address", d.address,
+		"log", filepath.Join(dataDir, "containerd.log"))
+
+	if err := d.waitReady(ctx); err != nil {
+		stopCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), daemonStopTimeout)
+		defer cancel()
+		if serr := d.Stop(stopCtx); serr != nil {
+			log.Warn("stopping failed containerd", "err", serr)
+		}
+		return nil, err
+	}
+	return d, nil
+}
+
+func (d *Daemon) waitReady(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, daemonReadyTimeout)
+	defer cancel()
+	// Wait for the socket to appear, then for the health service.
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		if _, err := os.Stat(d.address); err == nil {
+			break
+		}
+		select {
+		case <-d.exited:
+			return fmt.Errorf("%w: containerd exited during start-up (%v); see its log", ErrUnavailable, d.waitErr)
+		case <-ctx.Done():
+			return fmt.Errorf("%w: containerd did not create its socket: %w", ErrUnavailable, ctx.Err())
+		case <-tick.C:
+		}
+	}
+	c, err := containerd.New(d.address)
+	if err != nil {
+		return fmt.Errorf("%w: %w", ErrUnavailable, err)
+	}
+	defer c.Close()
+	serving := make(chan error, 1)
+	go func() {
+		ok, err := c.IsServing(ctx)
+		if err == nil && !ok {
+			err = errors.New("health check: not serving")
+		}
+		serving <- err
+	}()
+	select {
+	case err := <-serving:
+		if err != nil {
+			return fmt.Errorf("%w: containerd does not answer: %w", ErrUnavailable, err)
+		}
+		return nil
+	case <-d.exited:
+		return fmt.Errorf("%w: containerd exited during start-up (%v); see its log", ErrUnavailable, d.waitErr)
+	}
+}
+
+// Address is the daemon's socket.
+func (d *Daemon) Address() string { return d.address }
+
+// Stop stops the daemon: SIGTERM, then SIGKILL when it has not exited
+// within daemonStopTimeout or before ctx ends.
+func (d *Daemon) Stop(ctx context.Context) error {
+	select {
+	case <-d.exited:
+		return nil
+	default:
+	}
+	defer os.Remove(d.pidFile)
+	if err := d.cmd.Process.Signal(syscall.SIGTERM); err != nil && !errors.Is(err, os.ErrProcessDone) {
+		return fmt.Errorf("stop containerd: %w", err)
+	}
+	timer := time.NewTimer(daemonStopTimeout)
+	defer timer.Stop()
+	select {
+	case <-d.exited:
+		d.log.Info("private containerd stopped", "pid", d.cmd.Process.Pid)
+		return nil
+	case <-ctx.Done():
+	case <-timer.C:
+	}
+	d.log.Warn("private containerd did not stop on SIGTERM; killing it", "pid", d.cmd.Process.Pid)
+	if err := d.cmd.Process.Kill(); err != nil && !errors.Is(err, os.ErrProcessDone) {
+		return fmt.Errorf("kill containerd: %w", err)
+	}
+	<-d.exited
+	return nil
+}
+
+// stopStale stops a private containerd that a previous cgibox started with
+// the same config and left behind (it was killed and could not stop it).
+// Only a process whose command line names exactly our config file is
+// touched.
+func stopStale(pidFile, configPath string, log *slog.Logger) {
+	b, err := os.ReadFile(pidFile)
+	if err != nil {
+		return
+	}
+	pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	if err != nil || pid <= 1 {
+		return
+	}
+	cmdline, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "cmdline"))
+	if err != nil {
+		return
+	}
+	args := strings.Split(strings.TrimRight(string(cmdline), "\x00"), "\x00")
+	if len(args) != 3 || filepath.Base(args[0]) != "containerd" || args[1] != "--config" || args[2] != configPath {
+		return
+	}
+	log.Warn("stopping a private containerd left by a previous cgibox", "pid", pid)
+	p, err := os.FindProcess(pid)
+	if err != nil {
+		return
+	}
+	_ = p.Signal(syscall.SIGTERM)
+	deadline := time.Now().Add(daemonStopTimeout)
+	for time.Now().Before(deadline) {
+		if err := p.Signal(syscall.Signal(0)); err != nil {
+			return
+		}
+		time.Sleep(50 * time.Millisecond) // polling a foreign process's exit
+	}
+	_ = p.Signal(syscall.SIGKILL)
+}

@@ -1,0 +1,140 @@
+// Package sandbox runs one CGI job in one fresh, hardened containerd container
+// that is used once and deleted. It knows nothing of HTTP: a Job says what to
+// run and where its bytes come from and go to; a Result says how it ended.
+package sandbox
+
+import (
+	"io"
+	"time"
+)
+
+// Job is one script execution.
+type Job struct {
+	// ID identifies the request; it becomes part of the container id and a
+	// label, so it must match [A-Za-z0-9_.-]{1,64}.
+	ID string
+	// Site names the site the script belongs to (a label only).
+	Site string
+	// Image is the containerd image reference the rootfs comes from.
+	Image string
+	// ScriptDir is the host directory bind-mounted read-only at MountPoint.
+	ScriptDir string
+	// MountPoint is the absolute path inside the container where ScriptDir
+	// appears, for example /www/cgi-bin.
+	MountPoint string
+	// Path is the absolute path of the script inside the container.
+	Path string
+	// Args is the script's argv, Args[0] included. Empty means {Path}.
+	// Args[0] is always replaced by Path: the launcher execs argv[0].
+	Args []string
+	// Env is the complete environment of the script, KEY=value.
+	Env []string
+	// Dir is the working directory inside the container; empty means the
+	// directory of Path.
+	Dir string
+
+	// Stdin is copied to the script's standard input, which is then
+	// closed (the script sees EOF). Nil means an empty input.
+	Stdin io.Reader
+	// Stdout receives the script's standard output as it is produced, in
+	// chunks of at most 32 KiB, never before Started returned and never
+	// after Run returned. A write error ends the job (ClientGone). Writes
+	// must not block forever: give the writer a deadline. Nil discards.
+	Stdout io.Writer
+	// Stderr receives the script's standard error; after a write error
+	// the rest is discarded (the job goes on). Nil discards.
+	Stderr io.Writer
+
+	// Started, when not nil, is called once, after the script's process
+	// has been started and before any of its output is written to Stdout.
+	Started func()
+
+	Limits Limits
+}
+
+// Limits bound one job. Zero fields take the Manager's defaults (see
+// WithDefaults and DefaultLimits).
+type Limits struct {
+	Wall      time.Duration // wall-clock deadline from start
+	Memory    int64         // bytes of memory, no swap
+	Pids      int64         // processes and threads
+	CPU       float64       // cores, e.g. 0.5
+	Output    int64         // bytes of stdout before the job is killed
+	Tmp       int64         // bytes of the /tmp tmpfs
+	NoFile    uint64        // RLIMIT_NOFILE
+	FileSize  uint64        // RLIMIT_FSIZE in bytes
+	KillGrace time.Duration // between SIGTERM and SIGKILL
+}
+
+// Reason says why a job ended.
+type Reason string
+
+const (
+	Exited      Reason = "exited"       // the script ended by itself
+	Timeout     Reason = "timeout"      // killed at Limits.Wall
+	OutOfMemory Reason = "oom"          // the cgroup OOM-killed a process of the job
+	ClientGone  Reason = "client-gone"  // ctx ended or writing Stdout failed; killed
+	OutputLimit Reason = "output-limit" // killed after Limits.Output bytes of stdout
+)
+
+// Result says how a job ended.
+type Result struct {
+	// ExitCode is the script's exit status; 128+N when it was killed by
+	// signal N (137 after SIGKILL), as containerd reports it; -1 when
+	// unknown. Reason says why it ended.
+	ExitCode int
+	Reason   Reason
+	Duration time.Duration // from the task's start to its exit
+	// CPU and PeakMemory come from the container's cgroup; zero when the
+	// cgroup did not tell.
+	CPU        time.Duration
+	PeakMemory int64
+}
+
+// withDefaults returns l with its zero fields taken from d.
+func (l Limits) withDefaults(d Limits) Limits {
+	if l.Wall <= 0 {
+		l.Wall = d.Wall
+	}
+	if l.Memory <= 0 {
+		l.Memory = d.Memory
+	}
+	if l.Pids <= 0 {
+		l.Pids = d.Pids
+	}
+	if l.CPU <= 0 {
+		l.CPU = d.CPU
+	}
+	if l.Output <= 0 {
+		l.Output = d.Output
+	}
+	if l.Tmp <= 0 {
+		l.Tmp = d.Tmp
+	}
+	if l.NoFile == 0 {
+		l.NoFile = d.NoFile
+	}
+	if l.FileSize == 0 {
+		l.FileSize = d.FileSize
+	}
+	if l.KillGrace <= 0 {
+		l.KillGrace = d.KillGrace
+	}
+	return l
+}
+
+// validLabelValue reports whether s matches [A-Za-z0-9_.-]{1,64}: safe in a
+// container id, a label and a log line.
+func validLabelValue(s string) bool {
+	if len(s) == 0 || len(s) > 64 {
+		return false
+	}
+	for _, r := range s {
+		switch {
+		case r >= 'a' && r <= 'z', r >= 'A' && r <= 'Z', r >= '0' && r <= '9', r == '_', r == '.', r == '-':
+		default:
+			return false
+		}
+	}
+	return true
+}

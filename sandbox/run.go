@@ -1,0 +1,422 @@
+package sandbox
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path"
+	"sync"
+	"syscall"
+	"time"
+
+	containerd "github.com/containerd/containerd/v2/client"
+	"github.com/containerd/containerd/v2/core/snapshots"
+	"github.com/containerd/containerd/v2/pkg/cio"
+	"github.com/containerd/errdefs"
+)
+
+const (
+	// drainTimeout bounds the wait for the script's output after it exited
+	// (a descendant that escaped the pid namespace's teardown cannot
+	// exist, but the shim might misbehave).
+	drainTimeout = 5 * time.Second
+	// killTimeout bounds one Kill call to containerd.
+	killTimeout = 5 * time.Second
+)
+
+// Run runs job in a fresh container and deletes the container afterwards.
+//
+// Before the script started (job.Started not called yet) an error means
+// nothing ran: it wraps ErrUnavailable when containerd, the runtime or the
+// image is unavailable (answer 503), and is a plain error for an invalid
+// job or a cancelled ctx. Once the script started, Run returns a nil error
+// whenever the job ended in one of the known ways (see Reason), and an
+// error (with the Result known so far) only when containerd failed under a
+// running job.
+//
+// Result.ExitCode is the script's exit status, or 128+N when it was killed
+// by signal N (137 after SIGKILL; what containerd reports, so a script that
+// itself exits 137 looks the same: look at Result.Reason). It is -1 when
+// the exit status is unknown.
+//
+// Writes to job.Stdout and job.Stderr all happen before Run returns; a
+// Write that blocks (a client that does not read) holds Run until it
+// returns, so the writer must carry its own deadline.
+func (m *Manager) Run(ctx context.Context, job Job) (Result, error) {
+	res := Result{ExitCode: -1}
+	if err := checkJob(job); err != nil {
+		return res, err
+	}
+	l := job.Limits.withDefaults(m.defaults)
+	args := append([]string{job.Path}, job.Args[min(1, len(job.Args)):]...)
+	dir := job.Dir
+	if dir == "" {
+		dir = path.Dir(job.Path)
+	}
+	frame, err := EncodeFrame(args, job.Env, dir)
+	if err != nil {
+		return res, fmt.Errorf("job %s: %w", job.ID, err)
+	}
+	img, err := m.client.GetImage(ctx, job.Image)
+	if err != nil {
+		if errdefs.IsNotFound(err) {
+			return res, fmt.Errorf("%w: image %s not found", ErrUnavailable, job.Image)
+		}
+		return res, m.beforeStart(ctx, fmt.Errorf("image %s: %w", job.Image, err))
+	}
+
+	id := "cgibox-" + job.ID
+	labels := map[string]string{
+		LabelRequest:  job.ID,
+		LabelSite:     job.Site,
+		LabelDeadline: time.Now().Add(l.Wall).UTC().Format(time.RFC3339),
+		LabelInstance: m.instance,
+	}
+	container, err := m.client.NewContainer(ctx, id,
+		containerd.WithRuntime(Runtime, nil),
+		containerd.WithContainerLabels(labels),
+		containerd.WithImageName(job.Image),
+		containerd.WithSnapshotter(Snapshotter),
+		// A writable snapshot so that runc can create the mount points;
+		// the spec makes the root read-only for the task.
+		containerd.WithNewSnapshot(id, img, snapshots.WithLabels(labels)),
+		containerd.WithNewSpec(hardenedSpec(specConfig{
+			Launcher:   m.launcher,
+			ScriptDir:  job.ScriptDir,
+			MountPoint: job.MountPoint,
+			Limits:     l,
+		})),
+	)
+	if err != nil {
+		m.removeSnapshot(ctx, id)
+		return res, m.beforeStart(ctx, fmt.Errorf("create container %s: %w", id, err))
+	}
+	var task containerd.Task
+	defer func() { m.cleanup(ctx, container, task) }()
+
+	started := make(chan struct{})
+	stdout := &outWriter{w: job.Stdout, limit: l.Output, started: started, ended: make(chan Reason, 1), done: make(chan struct{})}
+	stderr := &errWriter{w: job.Stderr}
+	if stdout.w == nil {
+		stdout.w = io.Discard
+	}
+	defer stdout.close()
+	defer stderr.close()
+	stdin := &eofReader{r: frameReader(frame, job.Stdin), eof: make(chan struct{})}
+	task, err = container.NewTask(ctx, cio.NewCreator(cio.WithStreams(stdin, stdout, stderr)))
+	if err != nil {
+		return res, m.beforeStart(ctx, fmt.Errorf("create task %s: %w", id, err))
+	}
+	// Wait before Start (containerd's documented order) so that the exit
+	// cannot be missed. The wait outlives a cancelled ctx: the kill below
+	// still has to observe the exit.
+	waitCtx, cancelWait := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancelWait()
+	exited, err := task.Wait(waitCtx)
+	if err != nil {
+		return res, m.beforeStart(ctx, fmt.Errorf("wait task %s: %w", id, err))
+	}
+	if err := task.Start(ctx); err != nil {
+		return res, m.beforeStart(ctx, fmt.Errorf("start task %s: %w", id, err))
+	}
+	start := time.Now()
+	// Closing our end of the stdin FIFO is not enough for the script to see
+	// EOF: the shim holds the FIFO open for writing too (containerd 1.6,
+	// verified by TestRunStdinByteExact). Tell it to close stdin once the
+	// body is through.
+	runDone := make(chan struct{})
+	defer close(runDone)
+	go func() {
+		select {
+		case <-stdin.eof:
+		case <-runDone:
+			return
+		}
+		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), killTimeout)
+		defer cancel()
+		if err := task.CloseIO(cctx, containerd.WithStdinCloser); err != nil && !errdefs.IsNotFound(err) {
+			m.log.Debug("close stdin", "container", id, "err", err)
+		}
+	}()
+	if job.Started != nil {
+		job.Started()
+	}
+	close(started)
+
+	var st containerd.ExitStatus
+	res.Reason, st, err = supervise(ctx, task, exited, stdout.ended, l)
+	res.Duration = time.Since(start)
+	if err == nil {
+		if st.Error() != nil {
+			err = fmt.Errorf("wait task %s: %w", id, st.Error())
+		} else {
+			res.ExitCode = int(st.ExitCode())
+			if at := st.ExitTime(); at.After(start) {
+				res.Duration = at.Sub(start)
+			}
+		}
+	}
+	m.drain(task)
+	m.readMetrics(ctx, task, &res)
+	return res, err
+}
+
+// supervise waits for the task to exit; on the deadline, ctx's end or an
+// output event it kills the task (SIGTERM to all its processes, then
+// SIGKILL after the grace) and says why. It returns once the task has
+// exited, or with an error when the exit can no longer be observed.
+func supervise(ctx context.Context, task containerd.Task, exited <-chan containerd.ExitStatus, ended <-chan Reason, l Limits) (Reason, containerd.ExitStatus, error) {
+	deadline := time.NewTimer(l.Wall)
+	defer deadline.Stop()
+	var grace *time.Timer
+	var graceC <-chan time.Time
+	reason := Exited
+	var killErr error
+	kill := func(sig syscall.Signal) {
+		kctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), killTimeout)
+		defer cancel()
+		err := task.Kill(kctx, sig, containerd.WithKillAll)
+		if err != nil && !errdefs.IsNotFound(err) && !errdefs.IsFailedPrecondition(err) {
+			killErr = fmt.Errorf("kill task with %v: %w", sig, err)
+		}
+	}
+	begin := func(r Reason) {
+		if reason != Exited {
+			return
+		}
+		reason = r
+		kill(syscall.SIGTERM)
+		grace = time.NewTimer(l.KillGrace)
+		graceC = grace.C
+	}
+	defer func() {
+		if grace != nil {
+			grace.Stop()
+		}
+	}()
+	done := ctx.Done()
+	for {
+		select {
+		case st, ok := <-exited:
+			if !ok {
+				return reason, st, errors.Join(errors.New("exit status lost"), killErr)
+			}
+			return reason, st, nil
+		case <-deadline.C:
+			begin(Timeout)
+		case <-done:
+			done = nil
+			begin(ClientGone)
+		case r := <-ended:
+			begin(r)
+		case <-graceC:
+			graceC = nil
+			kill(syscall.SIGKILL)
+			if killErr != nil {
+				// The task cannot be killed: containerd is broken.
+				return reason, containerd.ExitStatus{}, killErr
+			}
+		}
+	}
+}
+
+// beforeStart classifies an error that happened before the script started:
+// a cancelled ctx stays itself, containerd failures become ErrUnavailable.
+func (m *Manager) beforeStart(ctx context.Context, err error) error {
+	if ctx.Err() != nil {
+		return fmt.Errorf("%w (%w)", err, ctx.Err())
+	}
+	if errors.Is(err, ErrUnavailable) {
+		return err
+	}
+	// Anything containerd or the runtime refused before the script ran
+	// is the sandbox being unavailable, not the script's fault.
+	return fmt.Errorf("%w: %w", ErrUnavailable, err)
+}
+
+// drain waits, bounded, for the output copies to finish, then closes the
+// FIFOs.
+func (m *Manager) drain(task containerd.Task) {
+	tio := task.IO()
+	if tio == nil {
+		return
+	}
+	drained := make(chan struct{})
+	go func() {
+		tio.Wait()
+		close(drained)
+	}()
+	t := time.NewTimer(drainTimeout)
+	defer t.Stop()
+	select {
+	case <-drained:
+	case <-t.C:
+		m.log.Warn("script output did not drain; cancelling", "container", task.ID())
+		tio.Cancel()
+	}
+}
+
+// cleanup deletes task, container and snapshot under a context that
+// outlives the request. Failures are logged; Sweep catches what is left.
+func (m *Manager) cleanup(ctx context.Context, container containerd.Container, task containerd.Task) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cleanupTimeout)
+	defer cancel()
+	if task != nil {
+		if _, err := task.Delete(ctx, containerd.WithProcessKill); err != nil && !errdefs.IsNotFound(err) {
+			m.log.Error("delete task", "container", container.ID(), "err", err)
+		}
+	}
+	if err := container.Delete(ctx, containerd.WithSnapshotCleanup); err != nil && !errdefs.IsNotFound(err) {
+		m.log.Error("delete container", "container", container.ID(), "err", err)
+	}
+}
+
+// removeSnapshot removes the snapshot of a container that could not be
+// created.
+func (m *Manager) removeSnapshot(ctx context.Context, key string) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cleanupTimeout)
+	defer cancel()
+	if err := m.client.SnapshotService(Snapshotter).Remove(ctx, key); err != nil && !errdefs.IsNotFound(err) {
+		m.log.Warn("remove snapshot of failed container", "snapshot", key, "err", err)
+	}
+}
+
+// checkJob rejects jobs the sandbox cannot run safely.
+func checkJob(j Job) error {
+	switch {
+	case !validLabelValue(j.ID):
+		return fmt.Errorf("job id %q: must match [A-Za-z0-9_.-]{1,64}", j.ID)
+	case len(j.Site) > 256:
+		return fmt.Errorf("job %s: site name too long", j.ID)
+	case j.Image == "":
+		return fmt.Errorf("job %s: no image", j.ID)
+	case !path.IsAbs(j.Path) || path.Clean(j.Path) != j.Path:
+		return fmt.Errorf("job %s: script path %q is not a clean absolute path", j.ID, j.Path)
+	case !path.IsAbs(j.MountPoint) || path.Clean(j.MountPoint) != j.MountPoint || j.MountPoint == "/":
+		return fmt.Errorf("job %s: mount point %q is not a clean absolute path below /", j.ID, j.MountPoint)
+	case j.MountPoint == "/.cgibox" || hasPathPrefix(LauncherPath, j.MountPoint) || hasPathPrefix(j.MountPoint, "/.cgibox"):
+		return fmt.Errorf("job %s: mount point %q collides with the launcher", j.ID, j.MountPoint)
+	case j.Dir != "" && (!path.IsAbs(j.Dir) || path.Clean(j.Dir) != j.Dir):
+		return fmt.Errorf("job %s: dir %q is not a clean absolute path", j.ID, j.Dir)
+	}
+	fi, err := os.Stat(j.ScriptDir)
+	if err != nil {
+		return fmt.Errorf("job %s: script dir: %w", j.ID, err)
+	}
+	if !fi.IsDir() || !path.IsAbs(j.ScriptDir) {
+		return fmt.Errorf("job %s: script dir %q is not an absolute directory path", j.ID, j.ScriptDir)
+	}
+	return nil
+}
+
+// hasPathPrefix reports whether p is prefix or below it.
+func hasPathPrefix(p, prefix string) bool {
+	return p == prefix || len(p) > len(prefix) && p[:len(prefix)] == prefix && p[len(prefix)] == '/'
+}
+
+// eofReader closes eof when its reader is exhausted (or fails).
+type eofReader struct {
+	r    io.Reader
+	eof  chan struct{}
+	once sync.Once
+}
+
+func (e *eofReader) Read(p []byte) (int, error) {
+	n, err := e.r.Read(p)
+	if err != nil {
+		e.once.Do(func() { close(e.eof) })
+	}
+	return n, err
+}
+
+// outWriter passes the script's stdout to the job's writer: not before the
+// job's Started callback returned, not beyond the output limit, not after a
+// failed write, never after Run returned. It reports OutputLimit or ClientGone (the writer failed) on
+// ended, once.
+type outWriter struct {
+	w       io.Writer
+	limit   int64
+	started <-chan struct{}
+	ended   chan Reason
+	done    chan struct{} // closed by close
+
+	mu     sync.Mutex
+	n      int64
+	failed bool
+	closed bool
+}
+
+// Write never fails: after the limit, a write error or the end of Run it
+// discards. The FIFO must keep being read, or the shim blocks on it and
+// holds up the task's deletion (containerd 1.6 waits 2 s for its copies).
+func (o *outWriter) Write(p []byte) (int, error) {
+	select {
+	case <-o.started:
+	case <-o.done:
+		return len(p), nil
+	}
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.closed || o.failed {
+		return len(p), nil
+	}
+	q := p
+	over := false
+	if rest := o.limit - o.n; int64(len(q)) > rest {
+		q, over = q[:rest], true
+	}
+	n, err := o.w.Write(q)
+	o.n += int64(n)
+	switch {
+	case err != nil:
+		o.fail(ClientGone)
+	case over:
+		o.fail(OutputLimit)
+	}
+	return len(p), nil
+}
+
+func (o *outWriter) fail(r Reason) {
+	o.failed = true
+	select {
+	case o.ended <- r:
+	default:
+	}
+}
+
+// close waits for a Write in progress and refuses later ones.
+func (o *outWriter) close() {
+	close(o.done)
+	o.mu.Lock()
+	o.closed = true
+	o.mu.Unlock()
+}
+
+// errWriter passes stderr to the job's writer until it fails or Run
+// returns; afterwards stderr is discarded, so a broken log never kills a
+// script.
+type errWriter struct {
+	w      io.Writer
+	mu     sync.Mutex
+	closed bool
+}
+
+func (e *errWriter) Write(p []byte) (int, error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.closed || e.w == nil {
+		return len(p), nil
+	}
+	if _, err := e.w.Write(p); err != nil {
+		e.w = nil
+	}
+	return len(p), nil
+}
+
+func (e *errWriter) close() {
+	e.mu.Lock()
+	e.closed = true
+	e.mu.Unlock()
+}

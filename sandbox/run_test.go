@@ -1,0 +1,608 @@
+package sandbox
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/cgibox/cgibox/internal/testenv"
+	containerd "github.com/containerd/containerd/v2/client"
+	"github.com/containerd/containerd/v2/core/snapshots"
+	"github.com/containerd/containerd/v2/pkg/cio"
+)
+
+func testContext(t *testing.T) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+func TestRunIdentity(t *testing.T) {
+	manager(t)
+	job := scriptJob(t, "#!/bin/sh\nid -u; id -g; id -G\n")
+	res, out, errOut, err := run(t, testContext(t), job)
+	if err != nil || res.Reason != Exited || res.ExitCode != 0 {
+		t.Fatalf("Run = %+v, %v; stderr %q", res, err, errOut)
+	}
+	if want := "65534\n65534\n65534\n"; out != want {
+		t.Errorf("id -u; id -g; id -G printed %q, want %q", out, want)
+	}
+}
+
+func TestRunProcessStatus(t *testing.T) {
+	manager(t)
+	job := scriptJob(t, "#!/bin/sh\ngrep -e '^Cap' -e '^NoNewPrivs' -e '^Seccomp:' /proc/self/status\n")
+	res, out, errOut, err := run(t, testContext(t), job)
+	if err != nil || res.ExitCode != 0 {
+		t.Fatalf("Run = %+v, %v; stderr %q", res, err, errOut)
+	}
+	for _, want := range []string{"CapInh:\t0000000000000000", "CapPrm:\t0000000000000000", "CapEff:\t0000000000000000",
+		"CapBnd:\t0000000000000000", "CapAmb:\t0000000000000000", "NoNewPrivs:\t1", "Seccomp:\t2"} {
+		if !strings.Contains(out, want+"\n") {
+			t.Errorf("/proc/self/status lacks %q:\n%s", want, out)
+		}
+	}
+}
+
+func TestRunEnvironmentIsExactlyTheJobs(t *testing.T) {
+	manager(t)
+	// /proc/$$/environ is the environment the shell was exec'd with.
+	job := scriptJob(t, "#!/bin/sh\ntr '\\0' '\\n' < /proc/$$/environ\n")
+	job.Env = []string{"PATH=/bin", "GATEWAY_INTERFACE=CGI/1.1", "QUERY_STRING=a=1&b", "HTTP_X=y z", "EMPTY="}
+	t.Setenv("CGIBOX_CANARY", "leaked") // must not reach the script
+	res, out, errOut, err := run(t, testContext(t), job)
+	if err != nil || res.ExitCode != 0 {
+		t.Fatalf("Run = %+v, %v; stderr %q", res, err, errOut)
+	}
+	got := strings.Split(strings.TrimSuffix(out, "\n"), "\n")
+	if !slices.Equal(got, job.Env) {
+		t.Errorf("script environment = %q, want exactly %q", got, job.Env)
+	}
+}
+
+func TestRunArgsAndDir(t *testing.T) {
+	manager(t)
+	job := scriptJob(t, "#!/bin/sh\necho \"$0|$#|$1|$2\"; pwd\n")
+	job.Args = []string{"ignored", "-s", "two words"}
+	job.Dir = "/tmp"
+	_, out, errOut, err := run(t, testContext(t), job)
+	if want := "/www/cgi-bin/s.sh|2|-s|two words\n/tmp\n"; err != nil || out != want {
+		t.Errorf("Run = %q, %v (stderr %q), want %q", out, err, errOut, want)
+	}
+}
+
+func TestRunStdinByteExact(t *testing.T) {
+	manager(t)
+	binary := make([]byte, 0, 4096)
+	for i := range 4096 {
+		binary = append(binary, byte(i))
+	}
+	big := make([]byte, 1<<20)
+	rand.Read(big)
+	tests := []struct {
+		name  string
+		input []byte
+	}{
+		{"empty", nil},
+		{"binary", binary},
+		{"1MiB", big},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			job := scriptJob(t, "#!/bin/sh\nexec cat\n")
+			job.Stdin = bytes.NewReader(tt.input)
+			job.Limits.Wall = 20 * time.Second
+			res, out, errOut, err := run(t, testContext(t), job)
+			if err != nil || res.Reason != Exited || res.ExitCode != 0 {
+				t.Fatalf("Run = %+v, %v; stderr %q (a cat that never sees EOF times out)", res, err, errOut)
+			}
+			if !bytes.Equal([]byte(out), tt.input) {
+				t.Errorf("cat echoed %d bytes, want the %d bytes of input exactly", len(out), len(tt.input))
+			}
+		})
+	}
+}
+
+// arrivals records when each chunk of output arrived.
+type arrivals struct {
+	mu    sync.Mutex
+	buf   bytes.Buffer
+	times []time.Time
+}
+
+func (a *arrivals) Write(p []byte) (int, error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.times = append(a.times, time.Now())
+	return a.buf.Write(p)
+}
+
+func TestRunStreamsOutput(t *testing.T) {
+	m := manager(t)
+	job := scriptJob(t, "#!/bin/sh\necho first\nsleep 1\necho second\n")
+	var out arrivals
+	var startedAt time.Time
+	job.Stdout = &out
+	job.Started = func() { startedAt = time.Now() }
+	res, err := m.Run(testContext(t), job)
+	if err != nil || res.ExitCode != 0 {
+		t.Fatalf("Run = %+v, %v", res, err)
+	}
+	if out.buf.String() != "first\nsecond\n" || len(out.times) < 2 {
+		t.Fatalf("output %q in %d chunks, want first and second in two chunks", out.buf.String(), len(out.times))
+	}
+	exitAt := startedAt.Add(res.Duration)
+	if lead := exitAt.Sub(out.times[0]); lead < 500*time.Millisecond {
+		t.Errorf("first chunk arrived %v before the exit, want it while the script slept (>= 500ms)", lead)
+	}
+}
+
+func TestRunStartedBeforeOutput(t *testing.T) {
+	m := manager(t)
+	job := scriptJob(t, "#!/bin/sh\necho out\n")
+	var mu sync.Mutex
+	var events []string
+	job.Started = func() {
+		mu.Lock()
+		events = append(events, "started")
+		mu.Unlock()
+	}
+	job.Stdout = writerFunc(func(p []byte) (int, error) {
+		mu.Lock()
+		events = append(events, "output")
+		mu.Unlock()
+		return len(p), nil
+	})
+	if _, err := m.Run(testContext(t), job); err != nil {
+		t.Fatal(err)
+	}
+	if len(events) < 2 || events[0] != "started" {
+		t.Errorf("events = %v, want started before any output", events)
+	}
+}
+
+type writerFunc func([]byte) (int, error)
+
+func (f writerFunc) Write(p []byte) (int, error) { return f(p) }
+
+func TestRunDeadline(t *testing.T) {
+	manager(t)
+	job := scriptJob(t, "#!/bin/sh\ntrap '' TERM\necho up\nsleep 1000\necho never\n")
+	job.Limits.Wall = time.Second
+	job.Limits.KillGrace = 200 * time.Millisecond
+	begin := time.Now()
+	res, out, _, err := run(t, testContext(t), job)
+	took := time.Since(begin)
+	if err != nil || res.Reason != Timeout || res.ExitCode != 137 {
+		t.Errorf("Run = %+v, %v; want reason %s, exit 137 (SIGKILL: TERM is trapped)", res, err, Timeout)
+	}
+	if out != "up\n" {
+		t.Errorf("output %q, want %q", out, "up\n")
+	}
+	if res.Duration < time.Second || took > 5*time.Second {
+		t.Errorf("ran %v (Run took %v), want the 1s deadline + 200ms grace", res.Duration, took)
+	}
+}
+
+func TestRunClientGone(t *testing.T) {
+	m := manager(t)
+	job := scriptJob(t, "#!/bin/sh\nsleep 1000\n")
+	ctx, cancel := context.WithCancel(testContext(t))
+	defer cancel()
+	var cancelledAt time.Time
+	job.Started = func() {
+		time.AfterFunc(200*time.Millisecond, func() { cancelledAt = time.Now(); cancel() })
+	}
+	res, err := m.Run(ctx, job)
+	returned := time.Now()
+	if err != nil || res.Reason != ClientGone {
+		t.Fatalf("Run = %+v, %v; want reason %s", res, err, ClientGone)
+	}
+	killedAfter := cancelledAt.Add(-200 * time.Millisecond).Add(res.Duration).Sub(cancelledAt)
+	if killedAfter > time.Second || returned.Sub(cancelledAt) > 2*time.Second {
+		t.Errorf("script died %v after the cancel (Run returned after %v), want within 1s", killedAfter, returned.Sub(cancelledAt))
+	}
+}
+
+func TestRunWriteErrorEndsJob(t *testing.T) {
+	m := manager(t)
+	job := scriptJob(t, "#!/bin/sh\nwhile :; do echo x; done\n")
+	job.Stdout = writerFunc(func(p []byte) (int, error) { return 0, errors.New("client went away") })
+	res, err := m.Run(testContext(t), job)
+	if err != nil || res.Reason != ClientGone {
+		t.Errorf("Run = %+v, %v; want reason %s", res, err, ClientGone)
+	}
+}
+
+func TestRunOutputLimit(t *testing.T) {
+	manager(t)
+	job := scriptJob(t, "#!/bin/sh\nexec yes\n")
+	job.Limits.Output = 100 << 10
+	res, out, _, err := run(t, testContext(t), job)
+	if err != nil || res.Reason != OutputLimit {
+		t.Errorf("Run = %+v, %v; want reason %s", res, err, OutputLimit)
+	}
+	if len(out) != 100<<10 {
+		t.Errorf("got %d bytes of output, want exactly the limit %d", len(out), 100<<10)
+	}
+}
+
+func TestRunOutOfMemory(t *testing.T) {
+	manager(t)
+	// tail keeps the last line in memory; /dev/zero has no newline.
+	job := scriptJob(t, "#!/bin/sh\nhead -c 300m /dev/zero | tail -n 1 | wc -c\n")
+	job.Limits.Memory = 32 << 20
+	res, _, errOut, err := run(t, testContext(t), job)
+	if err != nil || res.Reason != OutOfMemory {
+		t.Errorf("Run = %+v, %v (stderr %q); want reason %s", res, err, errOut, OutOfMemory)
+	}
+	if res.PeakMemory < 16<<20 || res.PeakMemory > 33<<20 {
+		t.Errorf("peak memory %d, want near the 32 MiB limit", res.PeakMemory)
+	}
+}
+
+func TestRunMetrics(t *testing.T) {
+	manager(t)
+	job := scriptJob(t, "#!/bin/sh\ni=0; while [ $i -lt 20000 ]; do i=$((i+1)); done\n")
+	res, _, _, err := run(t, testContext(t), job)
+	if err != nil || res.ExitCode != 0 {
+		t.Fatalf("Run = %+v, %v", res, err)
+	}
+	if res.CPU <= 0 || res.PeakMemory <= 0 || res.Duration <= 0 {
+		t.Errorf("result %+v: want CPU, peak memory and duration from the cgroup", res)
+	}
+}
+
+func TestRunPidsLimit(t *testing.T) {
+	manager(t)
+	// The subshell forks until it cannot (ash then gives up); the parent
+	// counts what exists with builtins only.
+	job := scriptJob(t, "#!/bin/sh\n(i=0; while [ $i -lt 100 ]; do sleep 30 & i=$((i+1)); done) 2>/dev/null\nset -- /proc/[0-9]*\necho $#\n")
+	job.Limits.Pids = 16
+	res, out, errOut, err := run(t, testContext(t), job)
+	if err != nil {
+		t.Fatalf("Run = %+v, %v", res, err)
+	}
+	n, convErr := strconv.Atoi(strings.TrimSpace(out))
+	if convErr != nil || n > 16 || n < 8 {
+		t.Errorf("processes in the container = %q (result %+v, stderr %q), want at most the pids limit 16 (and the bomb to have tried)", out, res, errOut)
+	}
+}
+
+func TestRunFilesystem(t *testing.T) {
+	manager(t)
+	script := `#!/bin/sh
+try() { if "$@" 2>/dev/null; then echo "$*: ok"; else echo "$*: fail"; fi; }
+try touch /bin/x
+try touch /www/cgi-bin/x
+try touch /x
+try sh -c 'echo hi > /tmp/f && test "$(cat /tmp/f)" = hi'
+try sh -c 'echo 1 > /proc/sys/kernel/hostname'
+try sh -c 'echo b > /proc/sysrq-trigger'
+try test -e /dev/mem
+try test -e /dev/kmsg
+try test -c /dev/null
+try sh -c 'head -c 5 /dev/urandom | wc -c | grep -q 5'
+try test -e /sys/fs/cgroup/memory
+`
+	job := scriptJob(t, script)
+	_, out, errOut, err := run(t, testContext(t), job)
+	if err != nil {
+		t.Fatalf("Run: %v (stderr %q)", err, errOut)
+	}
+	want := `touch /bin/x: fail
+touch /www/cgi-bin/x: fail
+touch /x: fail
+sh -c echo hi > /tmp/f && test "$(cat /tmp/f)" = hi: ok
+sh -c echo 1 > /proc/sys/kernel/hostname: fail
+sh -c echo b > /proc/sysrq-trigger: fail
+test -e /dev/mem: fail
+test -e /dev/kmsg: fail
+test -c /dev/null: ok
+sh -c head -c 5 /dev/urandom | wc -c | grep -q 5: ok
+test -e /sys/fs/cgroup/memory: fail
+`
+	if out != want {
+		t.Errorf("filesystem checks:\n%s\nwant:\n%s", out, want)
+	}
+}
+
+func TestRunNoNetwork(t *testing.T) {
+	manager(t)
+	job := scriptJob(t, "#!/bin/sh\ntail -n +3 /proc/net/dev | cut -d: -f1 | tr -d ' '\n")
+	_, out, errOut, err := run(t, testContext(t), job)
+	if err != nil || out != "lo\n" {
+		t.Errorf("interfaces = %q, %v (stderr %q); want only lo", out, err, errOut)
+	}
+}
+
+func TestRunMissingImage(t *testing.T) {
+	manager(t)
+	job := scriptJob(t, "#!/bin/sh\necho hi\n")
+	job.Image = "cgibox.local/nonesuch:latest"
+	started := false
+	job.Started = func() { started = true }
+	_, _, _, err := run(t, testContext(t), job)
+	if !errors.Is(err, ErrUnavailable) || started {
+		t.Errorf("Run with a missing image = %v (started %v), want ErrUnavailable before start", err, started)
+	}
+}
+
+func TestRunRejectsBadJobs(t *testing.T) {
+	m := manager(t)
+	base := scriptJob(t, "#!/bin/sh\n")
+	tests := []struct {
+		name string
+		edit func(*Job)
+	}{
+		{"bad id", func(j *Job) { j.ID = "a/b" }},
+		{"relative path", func(j *Job) { j.Path = "s.sh" }},
+		{"unclean path", func(j *Job) { j.Path = "/www/../s.sh" }},
+		{"root mount point", func(j *Job) { j.MountPoint = "/" }},
+		{"launcher mount point", func(j *Job) { j.MountPoint = "/.cgibox" }},
+		{"missing script dir", func(j *Job) { j.ScriptDir = "/nonexistent/dir" }},
+		{"env without =", func(j *Job) { j.Env = []string{"X"} }},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			job := base
+			tt.edit(&job)
+			job.Started = func() { t.Error("Started called for an invalid job") }
+			if _, err := m.Run(testContext(t), job); err == nil || errors.Is(err, ErrUnavailable) {
+				t.Errorf("Run(%s) = %v, want a plain error", tt.name, err)
+			}
+		})
+	}
+}
+
+func TestSweepRemovesLeftovers(t *testing.T) {
+	m := manager(t)
+	ctx := testContext(t)
+	job := scriptJob(t, "#!/bin/sh\nsleep 1000\n")
+	id := "cgibox-" + job.ID
+	// What a cgibox killed mid-request leaves: a labelled container with a
+	// running task and its snapshot.
+	img, err := m.client.GetImage(ctx, job.Image)
+	if err != nil {
+		t.Fatal(err)
+	}
+	labels := map[string]string{LabelRequest: job.ID, LabelSite: job.Site, LabelInstance: m.instance,
+		LabelDeadline: time.Now().Add(time.Hour).UTC().Format(time.RFC3339)}
+	ctr, err := m.client.NewContainer(ctx, id, containerd.WithRuntime(Runtime, nil),
+		containerd.WithContainerLabels(labels), containerd.WithSnapshotter(Snapshotter),
+		containerd.WithNewSnapshot(id, img, snapshots.WithLabels(labels)),
+		containerd.WithNewSpec(hardenedSpec(specConfig{Launcher: m.launcher, ScriptDir: job.ScriptDir,
+			MountPoint: job.MountPoint, Limits: m.defaults})))
+	if err != nil {
+		t.Fatal(err)
+	}
+	frame, err := EncodeFrame([]string{job.Path}, job.Env, job.Dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stdin, stdinW := io.Pipe()
+	defer stdinW.Close()
+	go stdinW.Write(frame)
+	task, err := ctr.NewTask(ctx, cio.NewCreator(cio.WithStreams(stdin, io.Discard, io.Discard)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := task.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	// An orphan snapshot too (cgibox died before creating its container),
+	// held by a lease so that containerd's own garbage collector does not
+	// remove it first.
+	orphan := "cgibox-" + job.ID + "-orphan"
+	leaseCtx, done, err := m.client.WithLease(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer done(ctx)
+	if _, err := m.client.SnapshotService(Snapshotter).Prepare(leaseCtx, orphan, "", snapshots.WithLabels(labels)); err != nil {
+		t.Fatal(err)
+	}
+
+	removed, err := m.Sweep(ctx)
+	if err != nil || removed != 2 {
+		t.Errorf("Sweep = %d, %v; want 2 removed (the container and the orphan snapshot)", removed, err)
+	}
+	// assertNamespaceEmpty (cleanup of manager) checks the rest.
+}
+
+func TestSweepOwnership(t *testing.T) {
+	m := &Manager{instance: "test"}
+	cases := []struct {
+		name     string
+		instance string
+		deadline time.Time
+		owned    bool
+	}{
+		{"ours", m.instance, time.Now().Add(time.Hour), true},
+		{"other, live", "other", time.Now().Add(time.Hour), false},
+		{"other, past deadline", "other", time.Now().Add(-time.Hour), true},
+	}
+	for _, c := range cases {
+		labels := map[string]string{LabelInstance: c.instance, LabelDeadline: c.deadline.UTC().Format(time.RFC3339)}
+		if got := m.owns(labels, time.Now()); got != c.owned {
+			t.Errorf("%s: owns(%v) = %v, want %v", c.name, labels, got, c.owned)
+		}
+	}
+}
+
+func TestNewUnreachableSocket(t *testing.T) {
+	testenv.RequireRoot(t)
+	if testEnv.setupErr != nil {
+		t.Fatalf("integration set-up failed: %v", testEnv.setupErr)
+	}
+	sock := filepath.Join(t.TempDir(), "nothing.sock")
+	_, err := New(testContext(t), WithAddress(sock), WithLauncher(testEnv.launcher))
+	if !errors.Is(err, ErrUnavailable) {
+		t.Errorf("New(%s) = %v, want ErrUnavailable", sock, err)
+	}
+}
+
+func TestTrivialJobLatency(t *testing.T) {
+	m := manager(t)
+	job := scriptJob(t, "#!/bin/sh\nexit 0\n")
+	const n = 20
+	var times []time.Duration
+	for i := range n {
+		job.ID = fmt.Sprintf("%s-%d", jobID(t), i)
+		begin := time.Now()
+		res, err := m.Run(testContext(t), job)
+		times = append(times, time.Since(begin))
+		if err != nil || res.ExitCode != 0 {
+			t.Fatalf("run %d: %+v, %v", i, res, err)
+		}
+	}
+	sort.Slice(times, func(i, j int) bool { return times[i] < times[j] })
+	t.Logf("trivial job create→exit→delete over %d runs: p50 %v, min %v, max %v", n, times[n/2], times[0], times[n-1])
+}
+
+func TestRunCgroupLimits(t *testing.T) {
+	m := manager(t)
+	if _, err := os.Stat("/sys/fs/cgroup/memory/memory.memsw.limit_in_bytes"); err != nil {
+		testenv.Skip(t, "host without cgroup v1 memory+swap accounting")
+	}
+	job := scriptJob(t, "#!/bin/sh\nexec cat\n")
+	job.Limits = Limits{Memory: 48 << 20, Pids: 20, CPU: 0.25}
+	body, bodyW := io.Pipe()
+	job.Stdin = body
+	read := func(p string) string {
+		b, err := os.ReadFile(filepath.Join("/sys/fs/cgroup", p))
+		if err != nil {
+			return "error: " + err.Error()
+		}
+		return strings.TrimSpace(string(b))
+	}
+	got := map[string]string{}
+	job.Started = func() {
+		// The script blocks on stdin until the files are read.
+		defer bodyW.Close()
+		cg := filepath.Join(Namespace, "cgibox-"+job.ID)
+		for _, f := range []string{"memory/" + cg + "/memory.limit_in_bytes", "memory/" + cg + "/memory.memsw.limit_in_bytes",
+			"pids/" + cg + "/pids.max", "cpu/" + cg + "/cpu.cfs_quota_us", "cpu/" + cg + "/cpu.cfs_period_us"} {
+			got[filepath.Base(f)] = read(f)
+		}
+	}
+	if res, err := m.Run(testContext(t), job); err != nil || res.ExitCode != 0 {
+		t.Fatalf("Run = %+v, %v", res, err)
+	}
+	want := map[string]string{
+		"memory.limit_in_bytes":       strconv.Itoa(48 << 20),
+		"memory.memsw.limit_in_bytes": strconv.Itoa(48 << 20), // no swap
+		"pids.max":                    "20",
+		"cpu.cfs_quota_us":            "25000",
+		"cpu.cfs_period_us":           "100000",
+	}
+	for k, w := range want {
+		if got[k] != w {
+			t.Errorf("container cgroup %s = %q, want %q", k, got[k], w)
+		}
+	}
+}
+
+func TestNewAutoStartsPrivateDaemon(t *testing.T) {
+	testenv.RequireRoot(t)
+	if testEnv.setupErr != nil {
+		t.Fatalf("integration set-up failed: %v", testEnv.setupErr)
+	}
+	if _, err := os.Stat(DefaultAddress); err == nil {
+		testenv.Skip(t, "a containerd answers on the standard socket; auto would use it")
+	}
+	dataDir, err := os.MkdirTemp("", "cgibox-auto-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer os.RemoveAll(dataDir)
+	m, err := New(testContext(t), WithDataDir(dataDir), WithLauncher(testEnv.launcher))
+	if err != nil {
+		t.Fatalf("New(auto): %v", err)
+	}
+	pid := m.daemon.cmd.Process.Pid
+	if !m.Private() || m.Address() != filepath.Join(dataDir, "containerd.sock") {
+		t.Errorf("Private() = %v, Address() = %q; want a private daemon on %s", m.Private(), m.Address(), filepath.Join(dataDir, "containerd.sock"))
+	}
+	for _, f := range []string{"containerd.toml", "containerd.log", "containerd.pid"} {
+		if _, err := os.Stat(filepath.Join(dataDir, f)); err != nil {
+			t.Errorf("private daemon: %v", err)
+		}
+	}
+	if err := m.Close(); err != nil {
+		t.Errorf("Close: %v", err)
+	}
+	if err := syscall.Kill(pid, 0); err == nil {
+		t.Errorf("containerd (pid %d) still runs after Close", pid)
+	}
+}
+
+func TestImages(t *testing.T) {
+	m := manager(t)
+	ctx := testContext(t)
+	ref := testEnv.image
+	list, err := m.ListImages(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var found *ImageInfo
+	for i := range list {
+		if list[i].Name == ref {
+			found = &list[i]
+		}
+	}
+	if found == nil || found.Size <= 0 || found.Created.IsZero() || found.Labels["cgibox.image"] != "busybox" {
+		t.Errorf("ListImages = %+v, want %s with size, creation time and the recipe labels", list, ref)
+	}
+	// Remove it, then restore it for the other tests.
+	if err := m.RemoveImage(ctx, ref); err != nil {
+		t.Fatalf("RemoveImage: %v", err)
+	}
+	has, err := m.HasImage(ctx, ref)
+	if err != nil || has {
+		t.Errorf("HasImage after RemoveImage = %v, %v; want false", has, err)
+	}
+	names, err := m.Import(ctx, bytes.NewReader(testEnv.archive))
+	if err != nil || len(names) != 1 || names[0] != ref {
+		t.Fatalf("Import = %v, %v; want [%s]", names, err, ref)
+	}
+	has, err = m.HasImage(ctx, ref)
+	if err != nil || !has {
+		t.Errorf("HasImage after Import = %v, %v; want true", has, err)
+	}
+	// And it runs.
+	job := scriptJob(t, "#!/bin/sh\necho ok\n")
+	if _, out, _, err := run(t, ctx, job); err != nil || out != "ok\n" {
+		t.Errorf("job on the re-imported image: %q, %v", out, err)
+	}
+}
+
+func TestRunCreateFailureLeavesNothing(t *testing.T) {
+	manager(t)
+	// runc cannot mount the script directory below a regular file: the
+	// task is never created. The container and snapshot must go too
+	// (checked by manager's cleanup).
+	job := scriptJob(t, "#!/bin/sh\necho never\n")
+	job.MountPoint = "/etc/passwd/cgi-bin"
+	job.Path = "/etc/passwd/cgi-bin/s.sh"
+	job.Dir = "/"
+	started := false
+	job.Started = func() { started = true }
+	_, _, _, err := run(t, testContext(t), job)
+	if !errors.Is(err, ErrUnavailable) || started {
+		t.Errorf("Run = %v (started %v), want ErrUnavailable before start", err, started)
+	}
+}

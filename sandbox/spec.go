@@ -1,0 +1,274 @@
+package sandbox
+
+import (
+	"context"
+	"fmt"
+	"io/fs"
+	"math"
+	"path"
+	"slices"
+	"strconv"
+
+	"github.com/containerd/containerd/v2/contrib/seccomp"
+	"github.com/containerd/containerd/v2/core/containers"
+	"github.com/containerd/containerd/v2/pkg/namespaces"
+	"github.com/containerd/containerd/v2/pkg/oci"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+)
+
+// This file is the whole container policy (SECURITY.md "Hardening"): one
+// composition of small oci.SpecOpts, starting from an empty spec so that
+// nothing of containerd's default spec (uid 0, capabilities, no seccomp)
+// survives. Nothing here comes from a request: argv, environment and
+// working directory reach the launcher through the stdin frame.
+
+const (
+	// nobody is the numeric uid and gid every script runs as; numeric so
+	// that images without /etc/passwd work and no lookup can fail open.
+	nobody = 65534
+	// LauncherPath is where the launcher binary is bind-mounted.
+	LauncherPath = "/.cgibox/cgibox"
+	// ScriptPATH is the fixed PATH of the launcher process.
+	ScriptPATH = "PATH=/usr/local/bin:/usr/bin:/bin"
+	// devShmSize bounds /dev/shm.
+	devShmSize = 4 << 20
+	// cpuPeriod is the CFS period the CPU quota is expressed in.
+	cpuPeriod = 100_000
+)
+
+// maskedPaths are hidden from the script (bind-mounted over with /dev/null
+// or an empty read-only tmpfs by the runtime).
+func maskedPaths() []string {
+	return []string{
+		"/proc/acpi",
+		"/proc/asound",
+		"/proc/kcore",
+		"/proc/keys",
+		"/proc/latency_stats",
+		"/proc/timer_list",
+		"/proc/timer_stats",
+		"/proc/sched_debug",
+		"/proc/scsi",
+		"/sys/firmware",
+		"/sys/devices/virtual/powercap",
+	}
+}
+
+// readonlyPaths are remounted read-only.
+func readonlyPaths() []string {
+	return []string{
+		"/proc/bus",
+		"/proc/fs",
+		"/proc/irq",
+		"/proc/sys",
+		"/proc/sysrq-trigger",
+	}
+}
+
+// allowedDevices are the only device nodes a script gets (and the only ones
+// the devices cgroup lets it open).
+type device struct {
+	path         string
+	major, minor int64
+}
+
+func allowedDevices() []device {
+	return []device{
+		{"/dev/null", 1, 3},
+		{"/dev/zero", 1, 5},
+		{"/dev/full", 1, 7},
+		{"/dev/random", 1, 8},
+		{"/dev/urandom", 1, 9},
+		{"/dev/tty", 5, 0},
+	}
+}
+
+// specConfig is what the policy is parameterised with: per site and per
+// image, never per request.
+type specConfig struct {
+	// Launcher is the host path of the static cgibox binary.
+	Launcher string
+	// ScriptDir (host) is bind-mounted read-only at MountPoint.
+	ScriptDir  string
+	MountPoint string
+	// Limits must be complete (defaults applied).
+	Limits Limits
+}
+
+// hardenedSpec is the container policy as one composed SpecOpts.
+func hardenedSpec(c specConfig) oci.SpecOpts {
+	l := c.Limits
+	return oci.Compose(
+		withEmptySpec,
+		oci.WithHostname("cgibox"),
+		// The process: the launcher, no terminal, fixed PATH.
+		oci.WithProcessArgs(LauncherPath, LaunchCommand),
+		oci.WithEnv([]string{ScriptPATH}),
+		oci.WithProcessCwd("/"),
+		// Identity: numeric nobody, supplementary groups only its own.
+		oci.WithUIDGID(nobody, nobody),
+		oci.WithUmask(0o077),
+		// Privileges: none, and no way to gain any.
+		withNoCapabilities,
+		oci.WithNoNewPrivileges,
+		withRlimits(l),
+		// Filesystem: read-only root, a few explicit mounts, masks.
+		oci.WithRootFSPath("rootfs"),
+		oci.WithRootFSReadonly(),
+		withMounts(c),
+		oci.WithMaskedPaths(maskedPaths()),
+		oci.WithReadonlyPaths(readonlyPaths()),
+		withDevices,
+		withNamespaces,
+		// Resources.
+		withCgroupsPath,
+		oci.WithMemoryLimit(uint64(l.Memory)),
+		// memory+swap == memory: no swap (memory.memsw on cgroup v1,
+		// memory.swap.max = 0 on v2).
+		oci.WithMemorySwap(l.Memory),
+		oci.WithCPUCFS(int64(math.Ceil(l.CPU*cpuPeriod)), cpuPeriod),
+		oci.WithPidsLimit(l.Pids),
+		// Seccomp last: the default profile depends on the capabilities.
+		withSeccomp,
+	)
+}
+
+// withEmptySpec replaces whatever the spec held with a minimal skeleton, so
+// that every field the container gets is set by this file.
+func withEmptySpec(_ context.Context, _ oci.Client, _ *containers.Container, s *oci.Spec) error {
+	*s = oci.Spec{
+		Version: specs.Version,
+		Process: &specs.Process{},
+		Root:    &specs.Root{},
+		Linux:   &specs.Linux{Resources: &specs.LinuxResources{}},
+	}
+	return nil
+}
+
+func withNoCapabilities(_ context.Context, _ oci.Client, _ *containers.Container, s *oci.Spec) error {
+	s.Process.Capabilities = &specs.LinuxCapabilities{
+		Bounding:    []string{},
+		Effective:   []string{},
+		Inheritable: []string{},
+		Permitted:   []string{},
+		Ambient:     []string{},
+	}
+	return nil
+}
+
+// withRlimits sets NOFILE, CORE 0, FSIZE and a CPU-seconds backstop above
+// the wall deadline (the deadline is what normally stops a job).
+func withRlimits(l Limits) oci.SpecOpts {
+	cpu := uint64(math.Ceil((l.Wall + l.KillGrace).Seconds())) + 1
+	return func(_ context.Context, _ oci.Client, _ *containers.Container, s *oci.Spec) error {
+		s.Process.Rlimits = []specs.POSIXRlimit{
+			{Type: "RLIMIT_NOFILE", Soft: l.NoFile, Hard: l.NoFile},
+			{Type: "RLIMIT_CORE", Soft: 0, Hard: 0},
+			{Type: "RLIMIT_FSIZE", Soft: l.FileSize, Hard: l.FileSize},
+			{Type: "RLIMIT_CPU", Soft: cpu, Hard: cpu + 1},
+		}
+		return nil
+	}
+}
+
+// withMounts sets the complete mount table. Every mount is nosuid; all but
+// /dev are nodev. There is no sysfs and no cgroupfs.
+func withMounts(c specConfig) oci.SpecOpts {
+	return func(_ context.Context, _ oci.Client, _ *containers.Container, s *oci.Spec) error {
+		s.Mounts = []specs.Mount{
+			{Destination: "/proc", Type: "proc", Source: "proc",
+				Options: []string{"nosuid", "noexec", "nodev"}},
+			{Destination: "/dev", Type: "tmpfs", Source: "tmpfs",
+				Options: []string{"nosuid", "noexec", "strictatime", "mode=755", "size=64k"}},
+			{Destination: "/dev/shm", Type: "tmpfs", Source: "shm",
+				Options: []string{"nosuid", "noexec", "nodev", "mode=1777", "size=" + strconv.Itoa(devShmSize)}},
+			{Destination: "/tmp", Type: "tmpfs", Source: "tmpfs",
+				Options: []string{"nosuid", "nodev", "mode=1777", "size=" + strconv.FormatInt(c.Limits.Tmp, 10)}},
+			// Plain bind, not rbind: nothing mounted below the script
+			// directory on the host comes along.
+			{Destination: c.MountPoint, Type: "bind", Source: c.ScriptDir,
+				Options: []string{"bind", "ro", "nosuid", "nodev"}},
+			{Destination: LauncherPath, Type: "bind", Source: c.Launcher,
+				Options: []string{"bind", "ro", "nosuid", "nodev"}},
+		}
+		return nil
+	}
+}
+
+// withDevices creates only the allowed device nodes and lets the devices
+// cgroup deny everything else.
+func withDevices(_ context.Context, _ oci.Client, _ *containers.Container, s *oci.Spec) error {
+	// FileMode holds permission bits only; the runtime adds S_IFCHR.
+	mode := fs.FileMode(0o666)
+	var zero uint32
+	s.Linux.Devices = nil
+	s.Linux.Resources.Devices = []specs.LinuxDeviceCgroup{{Allow: false, Access: "rwm"}}
+	for _, d := range allowedDevices() {
+		s.Linux.Devices = append(s.Linux.Devices, specs.LinuxDevice{
+			Path: d.path, Type: "c", Major: d.major, Minor: d.minor,
+			FileMode: ptr(mode), UID: &zero, GID: &zero,
+		})
+		s.Linux.Resources.Devices = append(s.Linux.Resources.Devices, specs.LinuxDeviceCgroup{
+			Allow: true, Type: "c", Major: ptr(d.major), Minor: ptr(d.minor), Access: "rwm",
+		})
+	}
+	return nil
+}
+
+// withNamespaces gives the container fresh pid, ipc, uts, mount, network
+// (loopback only: nothing configures it) and cgroup namespaces.
+func withNamespaces(_ context.Context, _ oci.Client, _ *containers.Container, s *oci.Spec) error {
+	s.Linux.Namespaces = []specs.LinuxNamespace{
+		{Type: specs.PIDNamespace},
+		{Type: specs.IPCNamespace},
+		{Type: specs.UTSNamespace},
+		{Type: specs.MountNamespace},
+		{Type: specs.NetworkNamespace},
+		{Type: specs.CgroupNamespace},
+	}
+	return nil
+}
+
+// withCgroupsPath puts the container's cgroup at /<namespace>/<id>.
+func withCgroupsPath(ctx context.Context, _ oci.Client, c *containers.Container, s *oci.Spec) error {
+	ns, err := namespaces.NamespaceRequired(ctx)
+	if err != nil {
+		return fmt.Errorf("cgroups path: %w", err)
+	}
+	s.Linux.CgroupsPath = path.Join("/", ns, c.ID)
+	return nil
+}
+
+// deniedSyscalls are removed from the allow rules of containerd's default
+// profile: SECURITY.md wants that profile "or stricter", without ptrace
+// (which the default allows on kernels >= 4.8) and the others listed.
+func deniedSyscalls() []string {
+	return []string{
+		"bpf", "io_uring_enter", "io_uring_register", "io_uring_setup", "keyctl",
+		"add_key", "request_key", "mount", "umount", "umount2", "unshare", "setns",
+		"perf_event_open", "ptrace", "process_vm_readv", "process_vm_writev",
+		"userfaultfd", "pivot_root", "chroot", "kexec_load", "open_by_handle_at",
+	}
+}
+
+// withSeccomp sets containerd's default seccomp profile for a process
+// without capabilities, minus deniedSyscalls.
+func withSeccomp(_ context.Context, _ oci.Client, _ *containers.Container, s *oci.Spec) error {
+	p := seccomp.DefaultProfile(s)
+	denied := deniedSyscalls()
+	rules := p.Syscalls[:0]
+	for _, r := range p.Syscalls {
+		if r.Action == specs.ActAllow {
+			r.Names = slices.DeleteFunc(slices.Clone(r.Names), func(n string) bool { return slices.Contains(denied, n) })
+			if len(r.Names) == 0 {
+				continue
+			}
+		}
+		rules = append(rules, r)
+	}
+	p.Syscalls = rules
+	s.Linux.Seccomp = p
+	return nil
+}
+
+func ptr[T any](v T) *T { return &v }
