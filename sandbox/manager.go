@@ -65,6 +65,7 @@ type Manager struct {
 	log      *slog.Logger
 	defaults Limits
 	instance string
+	noSweep  bool
 }
 
 type config struct {
@@ -74,6 +75,7 @@ type config struct {
 	log      *slog.Logger
 	defaults Limits
 	instance string
+	noSweep  bool
 }
 
 // Option configures New.
@@ -102,6 +104,10 @@ func WithDefaults(l Limits) Option { return func(c *config) { c.defaults = l } }
 // WithInstance sets the value of the cgibox.instance label (default
 // "cgibox"). Sweep removes this instance's containers.
 func WithInstance(id string) Option { return func(c *config) { c.instance = id } }
+
+// WithoutStartupSweep leaves the sweep to the caller (`cgibox gc` sweeps
+// itself to report what it removed).
+func WithoutStartupSweep() Option { return func(c *config) { c.noSweep = true } }
 
 // New connects to containerd, or starts a private one, checks the launcher
 // and sweeps what a previous run left in the namespace. Errors about
@@ -155,6 +161,9 @@ func New(ctx context.Context, opts ...Option) (*Manager, error) {
 	// Recover from a previous run that was killed. A leftover that cannot
 	// be removed now is retried by the next sweep; a daemon that does not
 	// answer fails New.
+	if cfg.noSweep {
+		return m, nil
+	}
 	if n, err := m.Sweep(ctx); errors.Is(err, ErrUnavailable) {
 		m.Close()
 		return nil, err

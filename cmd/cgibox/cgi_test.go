@@ -149,7 +149,7 @@ func TestCGIEnvironment(t *testing.T) {
 	}{
 		{
 			name: "GET", method: "GET", target: "/cgi-bin/env.sh",
-			want: []string{"QUERY_STRING=", "REQUEST_METHOD=GET", "REQUEST_URI=/cgi-bin/env.sh",
+			want: []string{"QUERY_STRING=", "REQUEST_METHOD=GET", "REQUEST_URI=/cgi-bin/env.sh", "PATH_INFO=",
 				"SCRIPT_NAME=/cgi-bin/env.sh", "SCRIPT_FILENAME=/www/cgi-bin/env.sh"},
 		},
 		{
@@ -163,7 +163,7 @@ func TestCGIEnvironment(t *testing.T) {
 			name: "POST", method: "POST", target: "/cgi-bin/env.sh",
 			header: http.Header{"Content-Type": {"application/x-www-form-urlencoded"}},
 			body:   []byte("a=1&b=2"),
-			want: []string{"QUERY_STRING=", "REQUEST_METHOD=POST", "REQUEST_URI=/cgi-bin/env.sh",
+			want: []string{"QUERY_STRING=", "REQUEST_METHOD=POST", "REQUEST_URI=/cgi-bin/env.sh", "PATH_INFO=",
 				"SCRIPT_NAME=/cgi-bin/env.sh", "SCRIPT_FILENAME=/www/cgi-bin/env.sh",
 				"CONTENT_LENGTH=7", "CONTENT_TYPE=application/x-www-form-urlencoded"},
 		},
@@ -171,7 +171,7 @@ func TestCGIEnvironment(t *testing.T) {
 			name: "Basic auth and hostile headers", method: "GET", target: "/cgi-bin/env.sh",
 			header: http.Header{"Authorization": {auth}, "Proxy": {"http://evil"},
 				"Remote-User": {"root"}, "Script_filename": {"/etc/passwd"}, "X-Test": {"() { :; }; echo pwned"}},
-			want: []string{"QUERY_STRING=", "REQUEST_METHOD=GET", "REQUEST_URI=/cgi-bin/env.sh",
+			want: []string{"QUERY_STRING=", "REQUEST_METHOD=GET", "REQUEST_URI=/cgi-bin/env.sh", "PATH_INFO=",
 				"SCRIPT_NAME=/cgi-bin/env.sh", "SCRIPT_FILENAME=/www/cgi-bin/env.sh",
 				"AUTH_TYPE=Basic", "REMOTE_USER=ada", "HTTP_REMOTE_USER=root",
 				"HTTP_X_TEST=() { :; }; echo pwned"},
@@ -434,7 +434,7 @@ func TestCGIErrorsBeforeStart(t *testing.T) {
 		{"GET", "/cgi-bin/missing.sh", nil, 404},
 		{"GET", "/cgi-bin/noexec.sh", nil, 403},
 		{"GET", "/cgi-bin/private.sh", nil, 403},
-		{"GET", "/cgi-bin/", nil, 403},
+		{"GET", "/cgi-bin/", nil, 404}, // a directory is no script; never a listing
 		{"POST", "/cgi-bin/ok.sh", make([]byte, 2048), 413},
 		{"TRACE", "/cgi-bin/ok.sh", nil, 501},
 	}

@@ -27,10 +27,23 @@ func (d *daemonFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&d.dataDir, "data-dir", "/var/lib/cgibox", "`directory` for cgibox's state and a private containerd")
 }
 
-func (d *daemonFlags) connect(ctx context.Context, stderr io.Writer) (*sandbox.Manager, error) {
-	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	return sandbox.New(ctx, sandbox.WithAddress(d.containerd), sandbox.WithDataDir(d.dataDir),
-		sandbox.WithLogger(log), sandbox.WithInstance(instanceID()))
+// connect reaches containerd for a command that serves nothing. Its start-up
+// sweep removes every container of this data directory's instance only when
+// no cgibox is serving with it; otherwise just those past their deadline.
+func (d *daemonFlags) connect(ctx context.Context, stderr io.Writer, opts ...sandbox.Option) (*sandbox.Manager, error) {
+	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	instance := instanceID(d.dataDir)
+	lock, err := lockDataDir(d.dataDir)
+	switch {
+	case errors.Is(err, errDataDirBusy):
+		instance = fmt.Sprintf("%s-cmd-%d", instance, os.Getpid())
+	case err != nil:
+		return nil, err
+	default:
+		defer lock.Close()
+	}
+	return sandbox.New(ctx, append([]sandbox.Option{sandbox.WithAddress(d.containerd), sandbox.WithDataDir(d.dataDir),
+		sandbox.WithLogger(log), sandbox.WithInstance(instance)}, opts...)...)
 }
 
 const imageUsage = `usage: cgibox image build NAME | import ARCHIVE | ls | rm NAME  [--containerd ADDR] [--data-dir DIR]`
@@ -112,7 +125,7 @@ func gcCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	} else if len(pos) > 0 {
 		return fmt.Errorf("cgibox gc takes no arguments, got %q", pos)
 	}
-	mgr, err := d.connect(ctx, stderr)
+	mgr, err := d.connect(ctx, stderr, sandbox.WithoutStartupSweep())
 	if err != nil {
 		return err
 	}

@@ -194,6 +194,11 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		},
 	}
 	if cfg.CGI {
+		lock, err := lockDataDir(o.dataDir)
+		if err != nil {
+			return fmt.Errorf("%w (use another --data-dir)", err)
+		}
+		defer lock.Close()
 		if err := os.MkdirAll(cfg.SpoolDir, 0o700); err != nil {
 			return fmt.Errorf("data directory: %w", err)
 		}
@@ -201,7 +206,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			sandbox.WithAddress(o.containerd),
 			sandbox.WithDataDir(o.dataDir),
 			sandbox.WithLogger(log),
-			sandbox.WithInstance(instanceID()),
+			sandbox.WithInstance(instanceID(o.dataDir)),
 		)
 		if err != nil {
 			return err
@@ -323,12 +328,6 @@ func buildImage(ctx context.Context, mgr *sandbox.Manager, name string, progress
 		return fmt.Errorf("importing image %s: %w", name, ierr)
 	}
 	return nil
-}
-
-// instanceID names this gateway process in container labels.
-func instanceID() string {
-	h, _ := os.Hostname()
-	return fmt.Sprintf("%s-%d", h, os.Getpid())
 }
 
 // loadCertificate reads a PEM certificate and key; the key may be in the
