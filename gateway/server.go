@@ -296,7 +296,25 @@ func cleanPath(p string) string {
 
 // fail answers with a fixed public message and the request id.
 func (s *Server) fail(w http.ResponseWriter, r *http.Request, code int, msg string) {
-	static.WriteError(w, r, code, msg, requestID(w))
+	id := requestID(w)
+	w.Header().Set("X-Request-Id", id)
+	static.WriteError(w, r, code, msg, id)
+}
+
+// NewHTTPServer returns the http.Server cgibox runs h in: timeouts on
+// headers and idle connections (bodies and writes are bounded per request
+// by the gateway), header bytes above the gateway's own caps so that it,
+// not net/http, answers 414 and 431 with a proper page, and no built-in
+// answer to OPTIONS *.
+func NewHTTPServer(h http.Handler, log *slog.Logger) *http.Server {
+	return &http.Server{
+		Handler:                      h,
+		ReadHeaderTimeout:            10 * time.Second,
+		IdleTimeout:                  60 * time.Second,
+		MaxHeaderBytes:               1 << 20,
+		DisableGeneralOptionsHandler: true,
+		ErrorLog:                     slog.NewLogLogger(log.Handler(), slog.LevelDebug),
+	}
 }
 
 func newRequestID() string {

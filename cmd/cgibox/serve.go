@@ -224,16 +224,8 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	defer gw.Close()
 
-	srv := &http.Server{
-		Handler:           gw,
-		ReadHeaderTimeout: 10 * time.Second,
-		IdleTimeout:       60 * time.Second,
-		// Above the gateway's own caps so that it, not net/http, answers
-		// 414 and 431 with a proper page.
-		MaxHeaderBytes: 1 << 20,
-		ErrorLog:       slog.NewLogLogger(handler, slog.LevelDebug),
-		BaseContext:    func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
-	}
+	srv := gateway.NewHTTPServer(gw, log)
+	srv.BaseContext = func(net.Listener) context.Context { return context.WithoutCancel(ctx) }
 	if o.protocol == "HTTP/1.0" {
 		srv.SetKeepAlivesEnabled(false)
 	}

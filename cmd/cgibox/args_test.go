@@ -1,0 +1,162 @@
+package main
+
+import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"io"
+	"math/big"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestParseServe(t *testing.T) {
+	dir := t.TempDir()
+	cases := []struct {
+		args    []string
+		check   func(*serveOptions) bool
+		wantErr string
+	}{
+		{args: []string{}, check: func(o *serveOptions) bool {
+			return o.port == 8000 && o.bind == "" && o.protocol == "HTTP/1.1" && !o.noCGI
+		}},
+		{args: []string{"8080", "-b", "127.0.0.1", "-d", dir}, check: func(o *serveOptions) bool {
+			return o.port == 8080 && o.bind == "127.0.0.1" && o.directory == dir
+		}},
+		{args: []string{"-b", "::1", "9000", "--directory", dir, "--cgi"}, check: func(o *serveOptions) bool { return o.port == 9000 && o.bind == "::1" }},
+		{args: []string{"--bind=0.0.0.0", "-p", "HTTP/1.0", "--no-cgi"}, check: func(o *serveOptions) bool {
+			return o.bind == "0.0.0.0" && o.protocol == "HTTP/1.0" && o.noCGI
+		}},
+		{args: []string{"--header", "X-A: 1", "--header", "X-B:two words"}, check: func(o *serveOptions) bool {
+			return o.headers.Get("X-A") == "1" && o.headers.Get("X-B") == "two words"
+		}},
+		{args: []string{"--memory", "64M", "--timeout", "5s", "--max-body", "1K"}, check: func(o *serveOptions) bool {
+			return o.memory == 64<<20 && o.timeout == 5*time.Second && o.maxBody == 1024
+		}},
+		{args: []string{"--", "8001"}, check: func(o *serveOptions) bool { return o.port == 8001 }},
+		{args: []string{"port"}, wantErr: `port "port"`},
+		{args: []string{"70000"}, wantErr: `port "70000"`},
+		{args: []string{"1", "2"}, wantErr: "only one port"},
+		{args: []string{"-p", "HTTP/2"}, wantErr: "--protocol"},
+		{args: []string{"--header", "NoColon"}, wantErr: "--header"},
+		{args: []string{"--header", "Bad Name: x"}, wantErr: "--header"},
+		{args: []string{"--tls-key", "k.pem"}, wantErr: "need --tls-cert"},
+		{args: []string{"--log-format", "xml"}, wantErr: "--log-format"},
+		{args: []string{"--memory", "lots"}, wantErr: "size"},
+		{args: []string{"-d", filepath.Join(dir, "missing")}, wantErr: "not a directory"},
+		{args: []string{"--timeout", "-1s"}, wantErr: "above zero"},
+	}
+	for _, tc := range cases {
+		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
+			o, err := parseServe(tc.args, io.Discard)
+			if tc.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+					t.Errorf("parseServe(%q) error %v, want one containing %q", tc.args, err, tc.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("parseServe(%q): %v", tc.args, err)
+			}
+			if !tc.check(o) {
+				t.Errorf("parseServe(%q) = %+v", tc.args, *o)
+			}
+		})
+	}
+}
+
+func TestParseSize(t *testing.T) {
+	for in, want := range map[string]int64{"0": 0, "4096": 4096, "16K": 16 << 10, "128M": 128 << 20, "1G": 1 << 30, "2MiB": 2 << 20} {
+		if got, err := parseSize(in); err != nil || got != want {
+			t.Errorf("parseSize(%q) = %d, %v; want %d", in, got, err, want)
+		}
+	}
+	for _, in := range []string{"", "-1", "1T", "M", "9999999999G"} {
+		if _, err := parseSize(in); err == nil {
+			t.Errorf("parseSize(%q): no error", in)
+		}
+	}
+}
+
+func TestVersionCommand(t *testing.T) {
+	var out strings.Builder
+	if err := run(t.Context(), []string{"version"}, &out, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(out.String(), "cgibox ") || !strings.Contains(out.String(), "go1.") {
+		t.Errorf("version printed %q", out.String())
+	}
+}
+
+// TestServeTLSAndHeaders runs the binary with a certificate whose key is
+// encrypted (Python 3.14's --tls-password-file) and an extra header.
+func TestServeTLSAndHeaders(t *testing.T) {
+	dir := t.TempDir()
+	certFile, keyFile, passFile, pool := writeCert(t, dir, "s3cret")
+	site := filepath.Join(dir, "site")
+	os.Mkdir(site, 0o755)
+	os.WriteFile(filepath.Join(site, "hello.txt"), []byte("over tls\n"), 0o644)
+
+	srv := startCgibox(t, "-d", site, "--no-cgi", "--tls-cert", certFile, "--tls-key", keyFile,
+		"--tls-password-file", passFile, "--header", "X-Frame-Options: DENY")
+	client := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}, Timeout: 10 * time.Second}
+	url := strings.Replace(srv.base, "http://", "https://", 1) + "/hello.txt"
+	resp, err := client.Get(url)
+	if err != nil {
+		t.Fatalf("GET %s: %v", url, err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if string(body) != "over tls\n" || resp.TLS == nil {
+		t.Errorf("body %q, TLS %v", body, resp.TLS != nil)
+	}
+	if got := resp.Header.Get("X-Frame-Options"); got != "DENY" {
+		t.Errorf("X-Frame-Options %q, want DENY", got)
+	}
+}
+
+// writeCert writes a self-signed certificate for 127.0.0.1 and its key,
+// encrypted with password in the classic PEM scheme.
+func writeCert(t *testing.T, dir, password string) (certFile, keyFile, passFile string, pool *x509.CertPool) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "cgibox test"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		IPAddresses: []net.IP{net.ParseIP("127.0.0.1")}, IsCA: true, BasicConstraintsValid: true,
+		KeyUsage: x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyDER, err := x509.MarshalECPrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	//lint:ignore SA1019 the classic scheme is what the server must read
+	block, err := x509.EncryptPEMBlock(rand.Reader, "EC PRIVATE KEY", keyDER, []byte(password), x509.PEMCipherAES256) //nolint:staticcheck
+	if err != nil {
+		t.Fatal(err)
+	}
+	certFile, keyFile, passFile = filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem"), filepath.Join(dir, "pass")
+	os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600)
+	os.WriteFile(keyFile, pem.EncodeToMemory(block), 0o600)
+	os.WriteFile(passFile, []byte(password+"\n"), 0o600)
+	cert, _ := x509.ParseCertificate(der)
+	pool = x509.NewCertPool()
+	pool.AddCert(cert)
+	return certFile, keyFile, passFile, pool
+}

@@ -1,0 +1,462 @@
+package gateway
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/cgibox/cgibox/sandbox"
+)
+
+// scriptedRunner stands in for the sandbox where the gateway's own handling
+// of a job's output is under test: it plays back fixed output and a fixed
+// end. (Containers themselves are tested against a real containerd in
+// sandbox and cmd/cgibox.)
+type scriptedRunner struct {
+	stdout  string
+	stderr  string
+	result  sandbox.Result
+	err     error // returned before start when notStarted, else after
+	noStart bool
+	block   chan struct{} // when set, Run waits on it (or ctx) after writing stdout
+
+	mu   sync.Mutex
+	jobs []sandbox.Job
+}
+
+func (s *scriptedRunner) Run(ctx context.Context, job sandbox.Job) (sandbox.Result, error) {
+	s.mu.Lock()
+	s.jobs = append(s.jobs, job)
+	s.mu.Unlock()
+	if s.noStart {
+		return sandbox.Result{}, s.err
+	}
+	io.Copy(io.Discard, job.Stdin)
+	job.Started()
+	io.WriteString(job.Stderr, s.stderr)
+	if _, err := io.WriteString(job.Stdout, s.stdout); err != nil {
+		return sandbox.Result{Reason: sandbox.ClientGone, ExitCode: 137}, nil
+	}
+	if s.block != nil {
+		select {
+		case <-s.block:
+		case <-ctx.Done():
+			return sandbox.Result{Reason: sandbox.ClientGone, ExitCode: 137}, nil
+		}
+	}
+	return s.result, s.err
+}
+
+// testSite makes a site with an executable cgi-bin/s.sh and a static file.
+func testSite(t *testing.T) string {
+	t.Helper()
+	root := t.TempDir()
+	os.Chmod(root, 0o755)
+	os.MkdirAll(filepath.Join(root, "cgi-bin"), 0o755)
+	os.WriteFile(filepath.Join(root, "cgi-bin", "s.sh"), []byte("#!/bin/sh\n"), 0o755)
+	os.WriteFile(filepath.Join(root, "index.html"), []byte("home\n"), 0o644)
+	return root
+}
+
+func newTestServer(t *testing.T, cfg Config) (*httptest.Server, *bytes.Buffer, *syncWriter) {
+	t.Helper()
+	if cfg.Root == "" {
+		cfg.Root = testSite(t)
+	}
+	access := &syncWriter{}
+	logs := &syncWriter{}
+	cfg.AccessLog = access
+	cfg.Logger = slog.New(slog.NewTextHandler(logs, nil))
+	gw, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { gw.Close() })
+	srv := httptest.NewUnstartedServer(gw)
+	srv.Config = NewHTTPServer(gw, cfg.Logger)
+	srv.Start()
+	t.Cleanup(srv.Close)
+	_ = logs
+	return srv, &access.buf, logs
+}
+
+type syncWriter struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (w *syncWriter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.buf.Write(p)
+}
+
+func (w *syncWriter) String() string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.buf.String()
+}
+
+// rawRequest sends req on a fresh connection and returns everything the
+// server wrote until it closed, and how the connection ended.
+func rawRequest(t *testing.T, srv *httptest.Server, req string) (string, error) {
+	t.Helper()
+	conn, err := net.Dial("tcp", srv.Listener.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	conn.SetDeadline(time.Now().Add(10 * time.Second))
+	io.WriteString(conn, req)
+	out, err := io.ReadAll(conn)
+	return string(out), err
+}
+
+func TestCGIPythonModeOnTheWire(t *testing.T) {
+	cases := []struct {
+		name     string
+		stdout   string
+		method   string
+		want     []string // substrings of the raw response, in order
+		wantNot  []string
+		wantBody string
+	}{
+		{
+			name:   "headers checked and framing dropped",
+			stdout: "Content-Type: text/plain\r\nContent-Length: 999\nTransfer-Encoding: chunked\nConnection: keep-alive\nX-Ok: 1\nbad line\nX-CR: a\rb\n\nhello\n",
+			method: "GET",
+			want: []string{"HTTP/1.1 200 Script output follows\r\n", "Server: cgibox\r\n", "Date: ",
+				"Content-Type: text/plain\r\nX-Ok: 1\r\n", "Connection: close\r\n\r\nhello\n"},
+			wantNot:  []string{"999", "chunked", "keep-alive", "bad line", "X-CR"},
+			wantBody: "hello\n",
+		},
+		{
+			name:     "fake second response stays body",
+			stdout:   "Content-Type: text/plain\n\nHTTP/1.1 200 OK\r\nX-Evil: 1\r\n\r\n",
+			method:   "GET",
+			want:     []string{"Connection: close\r\n\r\nHTTP/1.1 200 OK\r\nX-Evil: 1\r\n\r\n"},
+			wantBody: "HTTP/1.1 200 OK\r\nX-Evil: 1\r\n\r\n",
+		},
+		{
+			name:     "HEAD sends no body",
+			stdout:   "Content-Type: text/plain\n\nbody bytes\n",
+			method:   "HEAD",
+			want:     []string{"Content-Type: text/plain\r\nConnection: close\r\n\r\n"},
+			wantNot:  []string{"body bytes"},
+			wantBody: "",
+		},
+		{
+			name:     "no blank line: rest passed through",
+			stdout:   "Content-Type: text/plain\nhello",
+			method:   "GET",
+			wantBody: "hello",
+		},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			run := &scriptedRunner{stdout: tc.stdout, result: sandbox.Result{Reason: sandbox.Exited}}
+			srv, _, _ := newTestServer(t, Config{CGI: true, Runner: run, Image: "img"})
+			out, err := rawRequest(t, srv, tc.method+" /cgi-bin/s.sh HTTP/1.1\r\nHost: x\r\n\r\n")
+			if err != nil {
+				t.Fatalf("connection ended with %v; a clean script must end with a clean close", err)
+			}
+			rest := out
+			for _, w := range tc.want {
+				i := strings.Index(rest, w)
+				if i < 0 {
+					t.Fatalf("response lacks %q (in order)\n%s", w, out)
+				}
+				rest = rest[i+len(w):]
+			}
+			for _, w := range tc.wantNot {
+				if strings.Contains(out, w) {
+					t.Errorf("response contains %q\n%s", w, out)
+				}
+			}
+			_, body, _ := strings.Cut(out, "\r\n\r\n")
+			if body != tc.wantBody {
+				t.Errorf("body %q, want %q", body, tc.wantBody)
+			}
+		})
+	}
+}
+
+func TestCGIKilledScriptResetsConnection(t *testing.T) {
+	for _, reason := range []sandbox.Reason{sandbox.Timeout, sandbox.OutOfMemory, sandbox.OutputLimit} {
+		t.Run(string(reason), func(t *testing.T) {
+			run := &scriptedRunner{stdout: "Content-Type: text/plain\n\npartial", result: sandbox.Result{Reason: reason, ExitCode: 137}}
+			srv, access, _ := newTestServer(t, Config{CGI: true, Runner: run, Image: "img"})
+			out, err := rawRequest(t, srv, "GET /cgi-bin/s.sh HTTP/1.1\r\nHost: x\r\n\r\n")
+			if !errors.Is(err, syscall.ECONNRESET) {
+				t.Errorf("connection ended with %v after %q; want a reset", err, out)
+			}
+			if !strings.Contains(out, "partial") {
+				t.Errorf("output before the kill did not reach the client: %q", out)
+			}
+			waitFor(t, func() bool { return strings.Contains(access.String(), "end="+string(reason)) })
+			if !strings.Contains(access.String(), "aborted") {
+				t.Errorf("access log does not say aborted: %q", access.String())
+			}
+		})
+	}
+}
+
+func waitFor(t *testing.T, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatal("condition not met within 5s")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func TestCGIFailuresBeforeStart(t *testing.T) {
+	cases := []struct {
+		err  error
+		want int
+	}{
+		{fmt.Errorf("%w: image x not found", sandbox.ErrUnavailable), http.StatusServiceUnavailable},
+		{errors.New("secret internal detail"), http.StatusInternalServerError},
+	}
+	for _, tc := range cases {
+		run := &scriptedRunner{noStart: true, err: tc.err}
+		srv, _, logs := newTestServer(t, Config{CGI: true, Runner: run, Image: "img"})
+		resp, err := http.Get(srv.URL + "/cgi-bin/s.sh")
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != tc.want {
+			t.Errorf("%v: status %d, want %d", tc.err, resp.StatusCode, tc.want)
+		}
+		if strings.Contains(string(body), "detail") || strings.Contains(string(body), "image x") {
+			t.Errorf("%v: error text reached the client: %s", tc.err, body)
+		}
+		id := resp.Header.Get("X-Request-Id")
+		if id == "" || !strings.Contains(string(body), id) || !strings.Contains(logs.String(), id) {
+			t.Errorf("request id %q must be in the page and the log", id)
+		}
+		if tc.want == 503 && resp.Header.Get("Retry-After") == "" {
+			t.Errorf("503 without Retry-After")
+		}
+	}
+}
+
+func TestCGIConcurrencyCap(t *testing.T) {
+	block := make(chan struct{})
+	defer close(block)
+	run := &scriptedRunner{stdout: "Content-Type: text/plain\n\nx", block: block, result: sandbox.Result{Reason: sandbox.Exited}}
+	srv, _, _ := newTestServer(t, Config{CGI: true, Runner: run, Image: "img", MaxConcurrent: 1})
+	first, err := http.Get(srv.URL + "/cgi-bin/s.sh")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer first.Body.Close()
+	resp, err := http.Get(srv.URL + "/cgi-bin/s.sh")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") == "" {
+		t.Errorf("second request while the first runs: status %d, Retry-After %q; want 503 with Retry-After",
+			resp.StatusCode, resp.Header.Get("Retry-After"))
+	}
+	if resp, err := http.Get(srv.URL + "/"); err != nil || resp.StatusCode != 200 {
+		t.Errorf("static while CGI is capped: %v %v", resp, err)
+	}
+}
+
+func TestCGIClientGoneCancelsJob(t *testing.T) {
+	block := make(chan struct{})
+	defer close(block)
+	run := &scriptedRunner{stdout: "Content-Type: text/plain\n\nstarted\n", block: block, result: sandbox.Result{Reason: sandbox.Exited}}
+	srv, access, _ := newTestServer(t, Config{CGI: true, Runner: run, Image: "img"})
+	conn, err := net.Dial("tcp", srv.Listener.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.WriteString(conn, "GET /cgi-bin/s.sh HTTP/1.1\r\nHost: x\r\n\r\n")
+	br := bufio.NewReader(conn)
+	for {
+		line, err := br.ReadString('\n')
+		if err != nil {
+			t.Fatal(err)
+		}
+		if line == "started\n" {
+			break
+		}
+	}
+	conn.Close()
+	waitFor(t, func() bool { return strings.Contains(access.String(), "end=client-gone") })
+}
+
+func TestCGIStderrEscapedAndCapped(t *testing.T) {
+	flood := strings.Repeat("x", stderrCap)
+	run := &scriptedRunner{stdout: "Content-Type: text/plain\n\n", stderr: "\x1b[31mred\x1b[0m\nfake\rline\n" + flood,
+		result: sandbox.Result{Reason: sandbox.Exited}}
+	srv, _, logs := newTestServer(t, Config{CGI: true, Runner: run, Image: "img"})
+	resp, err := http.Get(srv.URL + "/cgi-bin/s.sh")
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.ReadAll(resp.Body)
+	resp.Body.Close()
+	waitFor(t, func() bool { return strings.Contains(logs.String(), "rest dropped") })
+	l := logs.String()
+	if strings.ContainsAny(l, "\x1b\r") {
+		t.Errorf("control characters reached the log: %q", l)
+	}
+	if !strings.Contains(l, `\\x1b[31mred`) && !strings.Contains(l, `\x1b[31mred`) {
+		t.Errorf("escaped stderr line missing from the log: %q", l)
+	}
+	if len(l) > 2*stderrCap {
+		t.Errorf("log grew to %d bytes for a capped stderr", len(l))
+	}
+}
+
+func TestCGIEnvironmentAndJob(t *testing.T) {
+	run := &scriptedRunner{stdout: "Content-Type: text/plain\n\n", result: sandbox.Result{Reason: sandbox.Exited}}
+	srv, _, _ := newTestServer(t, Config{CGI: true, Runner: run, Image: "img"})
+	body := "a=1&b=2"
+	resp, err := http.Post(srv.URL+"/cgi-bin/s.sh/extra?q=1", "application/x-www-form-urlencoded", strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if len(run.jobs) != 1 {
+		t.Fatalf("%d jobs", len(run.jobs))
+	}
+	j := run.jobs[0]
+	if j.Path != "/www/cgi-bin/s.sh" || j.MountPoint != "/www/cgi-bin" || j.Dir != "/www/cgi-bin" || j.Image != "img" {
+		t.Errorf("job paths: %+v", j)
+	}
+	if !strings.HasSuffix(j.ScriptDir, "cgi-bin") {
+		t.Errorf("ScriptDir %q", j.ScriptDir)
+	}
+	for _, kv := range []string{"PATH_INFO=/extra", "QUERY_STRING=q=1", "CONTENT_LENGTH=7", "REQUEST_METHOD=POST"} {
+		if !contains(j.Env, kv) {
+			t.Errorf("env lacks %s: %q", kv, j.Env)
+		}
+	}
+}
+
+func contains(list []string, s string) bool {
+	for _, v := range list {
+		if v == s {
+			return true
+		}
+	}
+	return false
+}
+
+func TestRequestLimits(t *testing.T) {
+	srv, _, _ := newTestServer(t, Config{})
+	cases := []struct {
+		name string
+		req  string
+		want string
+	}{
+		{"long URI", "GET /" + strings.Repeat("a", 70<<10) + " HTTP/1.1\r\nHost: x\r\n\r\n", "HTTP/1.1 414 "},
+		{"huge cookie", "GET / HTTP/1.1\r\nHost: x\r\nCookie: " + strings.Repeat("c", 200<<10) + "\r\n\r\n", "HTTP/1.1 431 "},
+		{"many headers", "GET / HTTP/1.1\r\nHost: x\r\n" + strings.Repeat("X-A: 1\r\n", 101) + "\r\n", "HTTP/1.1 431 "},
+		{"NUL in path", "GET /a%00b HTTP/1.1\r\nHost: x\r\n\r\n", "HTTP/1.1 400 "},
+		{"CONNECT", "CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\nConnection: close\r\n\r\n", "HTTP/1.1 405 "},
+		{"OPTIONS *", "OPTIONS * HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", "HTTP/1.1 405 "},
+		{"POST static", "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nConnection: close\r\n\r\n", "HTTP/1.1 501 "},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			out, _ := rawRequest(t, srv, tc.req)
+			if !strings.HasPrefix(out, tc.want) {
+				t.Errorf("got %.80q, want %q", out, tc.want)
+			}
+		})
+	}
+}
+
+func TestRoutingSameDecisionForStaticAndCGI(t *testing.T) {
+	run := &scriptedRunner{stdout: "Content-Type: text/plain\n\nran\n", result: sandbox.Result{Reason: sandbox.Exited}}
+	srv, _, _ := newTestServer(t, Config{CGI: true, Runner: run, Image: "img"})
+	for _, target := range []string{"/cgi-bin/s.sh", "//cgi-bin/s.sh", "/cgi-bin/./s.sh", "/x/../cgi-bin/s.sh", "/cgi-bin%2fs.sh", "/cgi%2Dbin/s.sh"} {
+		out, _ := rawRequest(t, srv, "GET "+target+" HTTP/1.1\r\nHost: x\r\n\r\n")
+		if strings.Contains(out, "#!/bin/sh") {
+			t.Errorf("%s: the script's source was served", target)
+		}
+		if !strings.Contains(out, "ran\n") {
+			t.Errorf("%s: the script did not run: %.100q", target, out)
+		}
+	}
+	for _, target := range []string{"/CGI-BIN/s.sh", "/cgi-bin/s.sh.", "/cgi-bin/"} {
+		out, _ := rawRequest(t, srv, "GET "+target+" HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+		if !strings.HasPrefix(out, "HTTP/1.1 404 ") || strings.Contains(out, "#!/bin/sh") {
+			t.Errorf("%s: %.60q, want 404", target, out)
+		}
+	}
+}
+
+func TestNoCGIForbidsCGIDirectories(t *testing.T) {
+	srv, _, _ := newTestServer(t, Config{CGI: false})
+	for _, target := range []string{"/cgi-bin/s.sh", "//cgi-bin/s.sh", "/htbin/x"} {
+		out, _ := rawRequest(t, srv, "GET "+target+" HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+		if !strings.HasPrefix(out, "HTTP/1.1 403 ") || strings.Contains(out, "#!/bin/sh") {
+			t.Errorf("%s: %.60q, want 403", target, out)
+		}
+	}
+}
+
+func TestAccessLogPythonFormat(t *testing.T) {
+	srv, access, _ := newTestServer(t, Config{})
+	rawRequest(t, srv, "GET /index.html?a=%1b HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+	waitFor(t, func() bool { return strings.Contains(access.String(), "\n") })
+	re := regexp.MustCompile(`^127\.0\.0\.1 - - \[\d\d/[A-Z][a-z]{2}/\d{4} \d\d:\d\d:\d\d\] "GET /index.html\?a=%1b HTTP/1.1" 200 -\n$`)
+	if line := access.String(); !re.MatchString(line) {
+		t.Errorf("access log line %q does not match Python's format %s", line, re)
+	}
+}
+
+func TestHeadersAndProtocol(t *testing.T) {
+	srv, _, _ := newTestServer(t, Config{Headers: http.Header{"X-Extra": {"1"}}, Protocol: "HTTP/1.0"})
+	resp, err := http.Get(srv.URL + "/index.html")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.Header.Get("X-Extra") != "1" || !resp.Close {
+		t.Errorf("X-Extra %q, close %v; want the extra header and a closed connection", resp.Header.Get("X-Extra"), resp.Close)
+	}
+}
+
+func TestEscapeLog(t *testing.T) {
+	cases := map[string]string{
+		"plain":       "plain",
+		"a\nb":        `a\x0ab`,
+		"\x1b[31m":    `\x1b[31m`,
+		`back\slash`:  `back\\slash`,
+		"\x7f\u0085":  `\x7f\x85`,
+		"ünï":         "ünï",
+		"bad\xffutf8": `bad\xffutf8`,
+	}
+	for in, want := range cases {
+		if got := escapeLog(in); got != want {
+			t.Errorf("escapeLog(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
