@@ -392,10 +392,7 @@ func (s *Server) readBody(w http.ResponseWriter, r *http.Request) (body, error) 
 // lie inside the site root: a cgi-bin that is a symlink to / would otherwise
 // hand the host's files to every script.
 func (s *Server) hostCGIDir(dir string) (string, error) {
-	root, err := filepath.EvalSymlinks(s.cfg.Root)
-	if err != nil {
-		return "", fmt.Errorf("site root: %w", err)
-	}
+	root := s.cfg.Root // absolute and resolved by New
 	d, err := filepath.EvalSymlinks(filepath.Join(root, filepath.FromSlash(dir)))
 	if err != nil {
 		return "", fmt.Errorf("CGI directory: %w", err)

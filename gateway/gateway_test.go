@@ -334,7 +334,11 @@ func TestCGIStderrEscapedAndCapped(t *testing.T) {
 
 func TestCGIEnvironmentAndJob(t *testing.T) {
 	run := &scriptedRunner{stdout: "Content-Type: text/plain\n\n", result: sandbox.Result{Reason: sandbox.Exited}}
-	srv, _, _ := newTestServer(t, Config{CGI: true, Runner: run, Image: "img"})
+	// A relative root, as in `cgibox -d examples`: the job still names
+	// the CGI directory by its absolute path, for the bind mount.
+	site := testSite(t)
+	t.Chdir(filepath.Dir(site))
+	srv, _, _ := newTestServer(t, Config{CGI: true, Runner: run, Image: "img", Root: filepath.Base(site)})
 	body := "a=1&b=2"
 	resp, err := http.Post(srv.URL+"/cgi-bin/s.sh/extra?q=1", "application/x-www-form-urlencoded", strings.NewReader(body))
 	if err != nil {
@@ -348,7 +352,7 @@ func TestCGIEnvironmentAndJob(t *testing.T) {
 	if j.Path != "/www/cgi-bin/s.sh" || j.MountPoint != "/www/cgi-bin" || j.Dir != "/www/cgi-bin" || j.Image != "img" {
 		t.Errorf("job paths: %+v", j)
 	}
-	if !strings.HasSuffix(j.ScriptDir, "cgi-bin") {
+	if want, _ := filepath.EvalSymlinks(filepath.Join(site, "cgi-bin")); j.ScriptDir != want {
 		t.Errorf("ScriptDir %q", j.ScriptDir)
 	}
 	for _, kv := range []string{"PATH_INFO=/extra", "QUERY_STRING=q=1", "CONTENT_LENGTH=7", "REQUEST_METHOD=POST"} {

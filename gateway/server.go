@@ -16,6 +16,7 @@ import (
 	"net/http"
 	"os"
 	"path"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -141,6 +142,16 @@ func New(cfg Config) (*Server, error) {
 		cfg.LogFormat = LogPython
 	}
 
+	// Absolute and free of symlinks: the CGI directories below it are
+	// bind-mounted by path, and whatever the working directory is then.
+	abs, err := filepath.Abs(cfg.Root)
+	if err == nil {
+		abs, err = filepath.EvalSymlinks(abs)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("site root: %w", err)
+	}
+	cfg.Root = abs
 	root, err := os.OpenRoot(cfg.Root)
 	if err != nil {
 		return nil, fmt.Errorf("site root: %w", err)
