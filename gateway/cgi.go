@@ -37,7 +37,7 @@ var (
 // its output back the way Python's CGIHTTPRequestHandler does: the status line
 // goes out as soon as the script has started, then the script's (checked)
 // header lines, then its body as it is produced; then the connection closes.
-func (s *Server) serveCGI(w http.ResponseWriter, r *http.Request, dir, clean string) {
+func (s *Server) serveCGI(w http.ResponseWriter, r *http.Request, dir, clean string) (redirect string) {
 	ctx := r.Context()
 	rid := requestID(w)
 	log := s.log.With("request_id", rid, "path", clean)
@@ -47,15 +47,15 @@ func (s *Server) serveCGI(w http.ResponseWriter, r *http.Request, dir, clean str
 	case errors.Is(err, errNoScript):
 		log.InfoContext(ctx, "no CGI script", "err", err)
 		s.fail(w, r, http.StatusNotFound, "No such CGI script")
-		return
+		return ""
 	case errors.Is(err, errForbidden):
 		log.WarnContext(ctx, "CGI script refused", "err", err)
 		s.fail(w, r, http.StatusForbidden, "CGI script is not runnable")
-		return
+		return ""
 	case err != nil:
 		log.ErrorContext(ctx, "resolving CGI script", "err", err)
 		s.fail(w, r, http.StatusInternalServerError, "Internal server error")
-		return
+		return ""
 	}
 	log = log.With("script", sc.Name)
 	if sw, ok := w.(*statusWriter); ok {
@@ -63,35 +63,47 @@ func (s *Server) serveCGI(w http.ResponseWriter, r *http.Request, dir, clean str
 	}
 	if !slices.Contains(cgiMethods, r.Method) {
 		s.fail(w, r, http.StatusNotImplemented, fmt.Sprintf("Unsupported method (%q)", r.Method))
-		return
-	}
-	// A chunked body is refused for now: the script must be told its
-	// length up front (RFC 3875 §4.1.2).
-	if r.ContentLength < 0 && len(r.TransferEncoding) > 0 {
-		w.Header().Set("Connection", "close")
-		s.fail(w, r, http.StatusLengthRequired, "Length Required")
-		return
+		return ""
 	}
 	if r.ContentLength > s.cfg.MaxBody {
 		w.Header().Set("Connection", "close")
 		s.fail(w, r, http.StatusRequestEntityTooLarge, "Request body too large")
-		return
+		return ""
 	}
 	scriptDir, err := s.hostCGIDir(dir)
 	if err != nil {
 		log.ErrorContext(ctx, "CGI directory refused", "err", err)
 		s.fail(w, r, http.StatusForbidden, "CGI script is not runnable")
-		return
+		return ""
 	}
 
-	// The whole body is read before a container exists: a slow client then
-	// holds no container and no concurrency slot.
-	body, err := s.readBody(w, r)
+	// The image: from the script's #! line, read through the site root.
+	var image string
+	line, err := readShebang(s.root, strings.TrimPrefix(path.Join(sc.Dir, sc.Rel), "/"))
+	if err == nil {
+		image, _, err = chooseImage(line, s.cfg.Images, s.cfg.Image)
+	}
 	if err != nil {
+		log.ErrorContext(ctx, "no image for the CGI script", "err", err)
+		s.fail(w, r, http.StatusInternalServerError, "CGI script could not be started")
+		return ""
+	}
+	log = log.With("image", image)
+
+	// The whole body is read before a container exists: a slow client then
+	// holds no container and no concurrency slot, and a chunked body that
+	// breaks off never reaches a script with a wrong CONTENT_LENGTH.
+	body, n, err := s.readBody(w, r)
+	switch {
+	case errors.Is(err, errBodyTooLarge):
+		w.Header().Set("Connection", "close")
+		s.fail(w, r, http.StatusRequestEntityTooLarge, "Request body too large")
+		return ""
+	case err != nil:
 		log.InfoContext(ctx, "reading request body", "err", err)
 		w.Header().Set("Connection", "close")
 		s.fail(w, r, http.StatusBadRequest, "Could not read the request body")
-		return
+		return ""
 	}
 	defer body.Close()
 
@@ -102,12 +114,14 @@ func (s *Server) serveCGI(w http.ResponseWriter, r *http.Request, dir, clean str
 		log.WarnContext(ctx, "CGI concurrency cap reached", "cap", s.cfg.MaxConcurrent)
 		w.Header().Set("Retry-After", "1")
 		s.fail(w, r, http.StatusServiceUnavailable, "Too many CGI requests, try again")
-		return
+		return ""
 	}
 
+	// CONTENT_LENGTH is the length the script gets: the decoded length of a
+	// chunked body (RFC 3875 §4.1.2); unset when the request had no body.
 	contentLength := int64(-1)
-	if r.Header.Get("Content-Length") != "" || r.ContentLength > 0 {
-		contentLength = r.ContentLength
+	if r.Header.Get("Content-Length") != "" || n > 0 || len(r.TransferEncoding) > 0 {
+		contentLength = n
 	}
 	host, port := serverAddr(r)
 	// Rel has symlinks resolved: the file that runs is the one checked.
@@ -123,10 +137,10 @@ func (s *Server) serveCGI(w http.ResponseWriter, r *http.Request, dir, clean str
 		ContentLength:     contentLength,
 		PassAuthorization: s.cfg.PassAuthorization,
 	})
-	s.runCGI(w, r, log, sandbox.Job{
+	return s.runCGI(w, r, log, sandbox.Job{
 		ID:         rid,
 		Site:       "default",
-		Image:      s.cfg.Image,
+		Image:      image,
 		ScriptDir:  scriptDir,
 		MountPoint: s.cfg.MountRoot + dir,
 		Path:       inPath,
@@ -134,11 +148,12 @@ func (s *Server) serveCGI(w http.ResponseWriter, r *http.Request, dir, clean str
 		Dir:        path.Dir(inPath),
 		Stdin:      body,
 		Limits:     s.cfg.Limits,
-	})
+	}, isNPH(sc.Name))
 }
 
-// runCGI runs job and writes its response.
-func (s *Server) runCGI(w http.ResponseWriter, r *http.Request, log *slog.Logger, job sandbox.Job) {
+// runCGI runs job and writes its response in the configured mode. It
+// returns the target of a local redirect the script asked for, if any.
+func (s *Server) runCGI(w http.ResponseWriter, r *http.Request, log *slog.Logger, job sandbox.Job, nph bool) (redirect string) {
 	ctx, cancel := context.WithCancelCause(r.Context())
 	defer cancel(nil)
 
@@ -148,11 +163,7 @@ func (s *Server) runCGI(w http.ResponseWriter, r *http.Request, log *slog.Logger
 	job.Stdout, job.Stderr = pw, stderr
 	job.Started = func() { close(started) }
 
-	type outcome struct {
-		res sandbox.Result
-		err error
-	}
-	done := make(chan outcome, 1)
+	done := make(chan jobOutcome, 1)
 	go func() {
 		res, err := s.cfg.Runner.Run(ctx, job)
 		switch {
@@ -164,48 +175,54 @@ func (s *Server) runCGI(w http.ResponseWriter, r *http.Request, log *slog.Logger
 		default:
 			pw.Close() // the reader sees EOF
 		}
-		done <- outcome{res, err}
+		done <- jobOutcome{res, err}
 	}()
+	var o jobOutcome
+	ended := false
+	wait := func() jobOutcome {
+		if !ended {
+			o, ended = <-done, true
+		}
+		return o
+	}
 
-	var o outcome
 	select {
 	case <-started:
 	case o = <-done:
+		ended = true
 		select {
 		case <-started:
 		default:
 			stderr.flush()
-			s.notStarted(w, r, log, o.err)
-			return
+			s.notStarted(w, r, log, imageHint(s.cfg.Images, job.Image, o.err))
+			return ""
 		}
 	}
+	// Runs also when a parsed response is aborted by panicking.
+	defer func() {
+		o := wait()
+		stderr.flush()
+		switch {
+		case o.err != nil:
+			log.ErrorContext(ctx, "CGI job failed after start", "err", o.err)
+		case o.res.Reason != sandbox.Exited:
+			log.WarnContext(ctx, "CGI script stopped", "end", o.res.Reason, "exit_code", o.res.ExitCode)
+		}
+	}()
 
-	sw, _ := w.(*statusWriter)
-	aborted, werr := s.streamPython(ctx, w, r, stdout, cancel)
-	if o.err == nil && o.res.Reason == "" {
-		o = <-done
-	}
-	stderr.flush()
-	if o.err != nil || o.res.Reason != sandbox.Exited {
-		aborted = true
-	}
-	if sw != nil {
-		sw.status = http.StatusOK
-		if sw.cgi != nil {
-			sw.cgi.outcome = cgiOutcome{
-				ExitCode: o.res.ExitCode, Reason: string(o.res.Reason),
-				CPU: o.res.CPU, PeakMemory: o.res.PeakMemory, Aborted: aborted,
-			}
-		}
-	}
 	switch {
-	case o.err != nil:
-		log.ErrorContext(ctx, "CGI job failed after start", "err", o.err)
-	case werr != nil && !errors.Is(werr, errClientGone):
-		log.WarnContext(ctx, "CGI response cut", "err", werr, "end", o.res.Reason)
-	case o.res.Reason != sandbox.Exited:
-		log.WarnContext(ctx, "CGI script stopped", "end", o.res.Reason, "exit_code", o.res.ExitCode)
+	case nph && s.cfg.NPH:
+		s.streamNPH(ctx, w, r, stdout, cancel, wait)
+	case s.cfg.Mode == ModeRFC3875:
+		return s.respondParsed(ctx, w, r, stdout, cancel, wait, true)
+	case r.ProtoMajor >= 2:
+		// HTTP/2 cannot be taken over: the script's header lines are
+		// parsed and sent with a fixed 200.
+		s.respondParsed(ctx, w, r, stdout, cancel, wait, false)
+	default:
+		s.streamPython(ctx, w, r, stdout, cancel, wait)
 	}
+	return ""
 }
 
 // notStarted answers a job that failed before its script started.
@@ -227,25 +244,50 @@ func (s *Server) notStarted(w http.ResponseWriter, r *http.Request, log *slog.Lo
 }
 
 // streamPython takes over the connection and writes the response in Python's
-// mode. It reports whether the response had to be cut and the first write or
-// header error. It returns once stdout is drained or abandoned.
+// mode: the status line now, then the script's checked header lines, then its
+// body as it comes; then the connection closes. A response that cannot end
+// cleanly (the script was killed, the client stopped reading) is reset.
 func (s *Server) streamPython(ctx context.Context, w http.ResponseWriter, r *http.Request,
-	stdout *io.PipeReader, cancel context.CancelCauseFunc) (aborted bool, err error) {
+	stdout *io.PipeReader, cancel context.CancelCauseFunc, wait func() jobOutcome) {
 	defer stdout.Close()
 	conn, brw, err := http.NewResponseController(w).Hijack()
 	if err != nil {
-		// HTTP/2 cannot be taken over; its mode comes with issue 5.
 		cancel(fmt.Errorf("hijack: %w", err))
-		return true, fmt.Errorf("taking over the connection: %w", err)
+		s.setOutcome(w, wait(), true)
+		s.log.ErrorContext(ctx, "taking over the connection", "request_id", requestID(w), "err", err)
+		return
 	}
 	defer conn.Close()
+	if sw, ok := w.(*statusWriter); ok {
+		sw.status = http.StatusOK
+	}
 	// Once the connection is ours, net/http no longer notices a client that
 	// goes away: read until the peer closes, then end the job.
 	go func() {
 		io.Copy(io.Discard, io.LimitReader(brw.Reader, 1<<20))
 		cancel(errClientGone)
 	}()
+	aborted, err := s.writePython(ctx, w, r, conn, stdout)
+	if err != nil {
+		cancel(err)
+		stdout.CloseWithError(err)
+	}
+	o := wait()
+	if o.err != nil || o.res.Reason != sandbox.Exited {
+		aborted = true
+	}
+	if aborted {
+		resetOnClose(conn)
+	}
+	s.setOutcome(w, o, aborted)
+	if err != nil && !errors.Is(err, errClientGone) {
+		s.log.WarnContext(ctx, "CGI response cut", "request_id", requestID(w), "err", err)
+	}
+}
 
+// writePython writes the response of streamPython to conn. It reports
+// whether the response was cut, and why when the gateway cut it.
+func (s *Server) writePython(ctx context.Context, w http.ResponseWriter, r *http.Request, conn net.Conn, stdout io.Reader) (aborted bool, err error) {
 	out := bufio.NewWriterSize(&deadlineWriter{conn: conn, timeout: s.cfg.WriteTimeout}, 32<<10)
 	var head bytes.Buffer
 	fmt.Fprintf(&head, "%s 200 Script output follows\r\n", s.cfg.Protocol)
@@ -257,30 +299,32 @@ func (s *Server) streamPython(ctx context.Context, w http.ResponseWriter, r *htt
 	}
 	fmt.Fprintf(&head, "X-Request-Id: %s\r\n", requestID(w))
 	if _, err := out.Write(head.Bytes()); err != nil || out.Flush() != nil {
-		return s.cut(conn, stdout, cancel, errClientGone)
+		return true, errClientGone
 	}
 
 	// The script's header block, checked line by line.
 	br := bufio.NewReaderSize(stdout, 16<<10)
-	hdr, rejected, herr := readHeaderBlock(br, headerLimits{MaxLine: 8 << 10, MaxLines: 100})
+	hdr, rejected, herr := readHeaderBlock(br, headerLimits{})
 	if len(rejected) > 0 {
 		s.log.WarnContext(ctx, "dropped invalid script header lines",
 			"request_id", requestID(w), "lines", len(rejected), "first", escapeLog(rejected[0]))
 	}
 	if err := writeHeaderFields(out, hdr); err != nil {
-		return s.cut(conn, stdout, cancel, errClientGone)
+		return true, errClientGone
 	}
 	out.WriteString("Connection: close\r\n\r\n")
 	if err := out.Flush(); err != nil {
-		return s.cut(conn, stdout, cancel, errClientGone)
+		return true, errClientGone
 	}
 	switch {
 	case herr == nil:
 	case errors.Is(herr, io.ErrUnexpectedEOF):
 		// Output ended inside the header block: what is left of its last
 		// line goes out as body, as Python would pass it through.
+	case errors.Is(herr, errHeaderTooLong) || errors.Is(herr, errTooManyHeaders):
+		return true, fmt.Errorf("%w: %w", errHeaders, herr)
 	default:
-		return s.cut(conn, stdout, cancel, fmt.Errorf("%w: %w", errHeaders, herr))
+		return true, nil // the job failed; its end says why
 	}
 
 	// The body, flushed as it comes.
@@ -293,34 +337,25 @@ func (s *Server) streamPython(ctx context.Context, w http.ResponseWriter, r *htt
 		n, rerr := br.Read(buf)
 		if n > 0 {
 			if _, werr := sink.Write(buf[:n]); werr != nil {
-				return s.cut(conn, stdout, cancel, errClientGone)
+				return true, errClientGone
 			}
 			if br.Buffered() == 0 {
 				if werr := out.Flush(); werr != nil {
-					return s.cut(conn, stdout, cancel, errClientGone)
+					return true, errClientGone
 				}
 			}
 		}
 		if rerr == io.EOF {
-			return false, out.Flush()
+			if err := out.Flush(); err != nil {
+				return true, errClientGone
+			}
+			return false, nil
 		}
 		if rerr != nil {
-			// The job failed: whatever came so far is out; cut the rest.
-			out.Flush()
-			resetOnClose(conn)
+			out.Flush() // whatever came so far is out; the rest is cut
 			return true, nil
 		}
 	}
-}
-
-// cut abandons a response: the job is ended, its output is discarded and the
-// connection is reset so the client can never take a cut response for a
-// complete one.
-func (s *Server) cut(conn net.Conn, stdout *io.PipeReader, cancel context.CancelCauseFunc, why error) (bool, error) {
-	cancel(why)
-	stdout.CloseWithError(why)
-	resetOnClose(conn)
-	return true, why
 }
 
 // resetOnClose makes the coming Close send a TCP RST instead of a FIN.
@@ -355,37 +390,59 @@ type memReader struct{ *bytes.Reader }
 
 func (memReader) Close() error { return nil }
 
-// readBody reads exactly Content-Length bytes: small bodies into memory,
-// larger ones into an unlinked file, within BodyTimeout.
-func (s *Server) readBody(w http.ResponseWriter, r *http.Request) (body, error) {
-	n := r.ContentLength
-	if n <= 0 {
-		return memReader{bytes.NewReader(nil)}, nil
+var errBodyTooLarge = errors.New("request body over the cap")
+
+// readBody reads the whole request body, Content-Length bytes or a chunked
+// body decoded, at most MaxBody: up to memBody into memory, the rest into an
+// unlinked file, within BodyTimeout. It returns the body and its length.
+func (s *Server) readBody(w http.ResponseWriter, r *http.Request) (body, int64, error) {
+	if r.Body == nil || r.Body == http.NoBody || r.ContentLength == 0 {
+		return memReader{bytes.NewReader(nil)}, 0, nil
 	}
 	rc := http.NewResponseController(w)
 	rc.SetReadDeadline(time.Now().Add(s.cfg.BodyTimeout))
 	defer rc.SetReadDeadline(time.Time{})
-	if n <= memBody {
-		b := make([]byte, n)
-		if _, err := io.ReadFull(r.Body, b); err != nil {
-			return nil, fmt.Errorf("body: %w", err)
-		}
-		return memReader{bytes.NewReader(b)}, nil
+	src := io.LimitReader(r.Body, s.cfg.MaxBody+1)
+	var mem bytes.Buffer
+	if r.ContentLength > 0 {
+		mem.Grow(int(min(r.ContentLength, memBody+1)))
+	}
+	n, err := io.CopyN(&mem, src, memBody+1)
+	switch {
+	case err == io.EOF:
+		return memReader{bytes.NewReader(mem.Bytes())}, n, s.checkLength(r, n)
+	case err != nil:
+		return nil, 0, fmt.Errorf("body: %w", err)
 	}
 	f, err := os.CreateTemp(s.cfg.SpoolDir, "cgibox-body-*")
 	if err != nil {
-		return nil, fmt.Errorf("spooling body: %w", err)
+		return nil, 0, fmt.Errorf("spooling body: %w", err)
 	}
 	os.Remove(f.Name()) // gone with the last descriptor, whatever happens
-	if _, err := io.CopyN(f, r.Body, n); err != nil {
+	if _, err := f.Write(mem.Bytes()); err != nil {
 		f.Close()
-		return nil, fmt.Errorf("spooling body: %w", err)
+		return nil, 0, fmt.Errorf("spooling body: %w", err)
 	}
-	if _, err := f.Seek(0, io.SeekStart); err != nil {
+	m, err := io.Copy(f, src)
+	if err == nil {
+		err = s.checkLength(r, n+m)
+	}
+	if err == nil {
+		_, err = f.Seek(0, io.SeekStart)
+	}
+	if err != nil {
 		f.Close()
-		return nil, fmt.Errorf("spooling body: %w", err)
+		return nil, 0, fmt.Errorf("spooling body: %w", err)
 	}
-	return f, nil
+	return f, n + m, nil
+}
+
+// checkLength rejects a body over the cap (only a chunked one can get here).
+func (s *Server) checkLength(r *http.Request, n int64) error {
+	if n > s.cfg.MaxBody {
+		return errBodyTooLarge
+	}
+	return nil
 }
 
 // hostCGIDir returns the real host path of the CGI directory dir. It must

@@ -34,6 +34,7 @@ type scriptedRunner struct {
 	err     error // returned before start when notStarted, else after
 	noStart bool
 	block   chan struct{} // when set, Run waits on it (or ctx) after writing stdout
+	onStdin io.Writer     // when set, receives the job's stdin
 
 	mu   sync.Mutex
 	jobs []sandbox.Job
@@ -46,7 +47,11 @@ func (s *scriptedRunner) Run(ctx context.Context, job sandbox.Job) (sandbox.Resu
 	if s.noStart {
 		return sandbox.Result{}, s.err
 	}
-	io.Copy(io.Discard, job.Stdin)
+	sink := io.Discard
+	if s.onStdin != nil {
+		sink = s.onStdin
+	}
+	io.Copy(sink, job.Stdin)
 	job.Started()
 	io.WriteString(job.Stderr, s.stderr)
 	if _, err := io.WriteString(job.Stdout, s.stdout); err != nil {
@@ -359,6 +364,13 @@ func TestCGIEnvironmentAndJob(t *testing.T) {
 		if !contains(j.Env, kv) {
 			t.Errorf("env lacks %s: %q", kv, j.Env)
 		}
+	}
+}
+
+func writeExec(t *testing.T, site, rel string) {
+	t.Helper()
+	if err := os.WriteFile(filepath.Join(site, rel), []byte("#!/bin/sh\n"), 0o755); err != nil {
+		t.Fatal(err)
 	}
 }
 

@@ -63,13 +63,27 @@ type Config struct {
 
 	// Runner runs CGI jobs; required when CGI is true.
 	Runner Runner
-	// Image is the image scripts run in.
+	// Image is the default image: scripts without a #! line run in it.
 	Image string
+	// Images maps the names of cgibox's images (busybox, perl, python) to
+	// their containerd references. When set, a script's #! line chooses
+	// among them (see chooseImage); when nil, every script runs in Image.
+	// An interpreter no image provides is a 500, unless Image is not one
+	// of Images (a custom image), which then runs it.
+	Images map[string]string
 	// Limits apply to every job; zero fields take the Runner's defaults.
 	Limits sandbox.Limits
 	// MountRoot is where the site appears inside a container: a CGI
 	// directory /cgi-bin is mounted at MountRoot+"/cgi-bin". Default /www.
 	MountRoot string
+	// Mode is how script output becomes a response; default ModePython.
+	Mode CGIMode
+	// NPH lets scripts named nph-* write their own status line and headers,
+	// passed to the client unparsed (RFC 3875 §5).
+	NPH bool
+	// HeaderTimeout bounds the wait for a script's header block where the
+	// gateway reads it before answering (rfc3875 mode, NPH); default 30s.
+	HeaderTimeout time.Duration
 	// PassAuthorization passes the Authorization header to scripts as
 	// HTTP_AUTHORIZATION (off by default, like Apache).
 	PassAuthorization bool
@@ -135,6 +149,14 @@ func New(cfg Config) (*Server, error) {
 	setDefault(&cfg.MaxConcurrent, DefaultMaxConcurrent)
 	setDefault(&cfg.BodyTimeout, 60*time.Second)
 	setDefault(&cfg.WriteTimeout, 30*time.Second)
+	setDefault(&cfg.HeaderTimeout, 30*time.Second)
+	switch cfg.Mode {
+	case "":
+		cfg.Mode = ModePython
+	case ModePython, ModeRFC3875:
+	default:
+		return nil, fmt.Errorf("CGI mode %q: want python or rfc3875", cfg.Mode)
+	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -203,6 +225,9 @@ func (s *Server) routes() *httprouter.Router {
 		}
 	}
 	r.PanicHandler = func(w http.ResponseWriter, r *http.Request, v any) {
+		if v == http.ErrAbortHandler {
+			panic(v) // a response cut on purpose: net/http resets it
+		}
 		s.log.ErrorContext(r.Context(), "panic in handler", "panic", v, "request_id", requestID(w))
 		s.fail(w, r, http.StatusInternalServerError, "Internal server error")
 	}
@@ -228,7 +253,11 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		rw.Header()[k] = v
 	}
 	rw.Header().Set("Server", s.cfg.ServerSoftware)
-	if s.cfg.Protocol == "HTTP/1.0" {
+	// With HTTP/1.0 every response closes, as with Python. So does the
+	// response to a request with a chunked body: net/http lets
+	// Transfer-Encoding win over a Content-Length sent with it, and the
+	// bytes after such a request are not to be trusted (SECURITY.md 41).
+	if s.cfg.Protocol == "HTTP/1.0" || len(r.TransferEncoding) > 0 {
 		rw.Header().Set("Connection", "close")
 	}
 	if code, msg := s.check(r); code != 0 {
@@ -278,7 +307,11 @@ func (s *Server) dispatch(w http.ResponseWriter, r *http.Request) {
 			s.fail(w, r, http.StatusForbidden, "CGI is disabled")
 			return
 		}
-		s.serveCGI(w, r, dir, clean)
+		// A local redirect is served once the script's concurrency slot
+		// is free again.
+		if target := s.serveCGI(w, r, dir, clean); target != "" {
+			s.localRedirect(w, r, target)
+		}
 		return
 	}
 	s.static.ServeHTTP(w, r)

@@ -20,6 +20,7 @@ import (
 	"os"
 	"os/exec"
 	"path"
+	"regexp"
 	"runtime"
 	"slices"
 	"strconv"
@@ -33,7 +34,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
 )
 
-//go:embed busybox
+//go:embed busybox perl python
 var recipes embed.FS
 
 // Registry is the registry part of every cgibox image reference. It is not
@@ -45,6 +46,7 @@ const (
 	LabelImage        = "cgibox.image"
 	LabelRecipeSHA256 = "cgibox.recipe.sha256"
 	LabelPackage      = "cgibox.package" // + "." + Debian package name = its version
+	LabelDebianSuite  = "cgibox.debian.suite"
 )
 
 // Ref is the containerd reference of the image built from recipe name:
@@ -63,44 +65,118 @@ func Names() []string {
 	return out
 }
 
+// Options tune BuildWith. The zero value builds without a cache, with the
+// mirror of the host's apt configuration and no progress output.
+type Options struct {
+	// Progress receives a line per step (nil: none).
+	Progress io.Writer
+	// CacheDir keeps finished archives of Debian-based images, named
+	// <name>-<recipe hash>.tar, and the Debian packages downloaded for them,
+	// so that rebuilding an unchanged recipe takes seconds. "" means no
+	// cache: every build starts from scratch in a temporary directory.
+	CacheDir string
+	// Mirror is the Debian mirror URL debootstrap downloads from; "" means
+	// the one the host's apt configuration names for the recipe's suite.
+	Mirror string
+}
+
+// Result describes a finished build.
+type Result struct {
+	Name   string // image name (the recipe's name directive)
+	Ref    string // containerd reference, Ref(Name)
+	Size   int64  // bytes written to the archive
+	Cached bool   // the archive came from Options.CacheDir
+}
+
 // Build builds the image of recipe name and writes it to archive as a
 // docker-save tarball tagged Ref(name). It writes a line per step to
-// progress (which may be nil).
+// progress (which may be nil). It keeps no cache; see BuildWith.
 func Build(ctx context.Context, name string, archive io.Writer, progress io.Writer) error {
-	if progress == nil {
-		progress = io.Discard
-	}
-	step := func(format string, args ...any) {
-		fmt.Fprintf(progress, "image %s: "+format+"\n", append([]any{name}, args...)...)
-	}
 	if !slices.Contains(Names(), name) {
 		return fmt.Errorf("images: no recipe %q (known: %s)", name, strings.Join(Names(), ", "))
 	}
-	dir, err := fs.Sub(recipes, name)
+	_, err := BuildWith(ctx, name, archive, Options{Progress: progress})
+	return err
+}
+
+// BuildWith builds the image of a recipe and writes it to archive as a
+// docker-save tarball tagged Ref(name). nameOrDir is the name of one of
+// cgibox's own recipes (see Names) or a directory holding a file "recipe"
+// and the files it names.
+func BuildWith(ctx context.Context, nameOrDir string, archive io.Writer, opts Options) (Result, error) {
+	rc, err := Open(nameOrDir)
 	if err != nil {
-		return fmt.Errorf("images: %w", err)
+		return Result{}, err
+	}
+	return rc.Build(ctx, archive, opts)
+}
+
+// Recipe is a parsed recipe with the folder its files come from.
+type Recipe struct {
+	// Name is the image name the recipe declares.
+	Name string
+	// SHA256 is the hex SHA-256 of the recipe file.
+	SHA256 string
+	dir    fs.FS
+	r      *recipe
+}
+
+// Open reads one of cgibox's own recipes (a name from Names) or, when
+// nameOrDir is not one of them, the recipe in the directory nameOrDir.
+func Open(nameOrDir string) (*Recipe, error) {
+	var dir fs.FS
+	var where string
+	if slices.Contains(Names(), nameOrDir) {
+		sub, err := fs.Sub(recipes, nameOrDir)
+		if err != nil {
+			return nil, fmt.Errorf("images: %w", err)
+		}
+		dir, where = sub, nameOrDir+"/recipe"
+	} else if st, err := os.Stat(nameOrDir); err == nil && st.IsDir() {
+		dir, where = os.DirFS(nameOrDir), path.Join(nameOrDir, "recipe")
+	} else {
+		return nil, fmt.Errorf("images: no recipe %q (known: %s; or give a directory holding a file named recipe)",
+			nameOrDir, strings.Join(Names(), ", "))
 	}
 	raw, err := fs.ReadFile(dir, "recipe")
 	if err != nil {
-		return fmt.Errorf("images: %s: %w", name, err)
+		return nil, fmt.Errorf("images: %s: %w", where, err)
 	}
-	step("reading recipe")
 	r, err := parseRecipe(raw)
 	if err != nil {
-		return fmt.Errorf("images: %s/recipe: %w", name, err)
+		return nil, fmt.Errorf("images: %s: %w", where, err)
 	}
-	if r.name != name {
-		return fmt.Errorf("images: %s/recipe names the image %q", name, r.name)
+	if dir != nil && slices.Contains(Names(), nameOrDir) && r.name != nameOrDir {
+		return nil, fmt.Errorf("images: %s names the image %q", where, r.name)
 	}
 	sum := sha256.Sum256(raw)
+	return &Recipe{Name: r.name, SHA256: hex.EncodeToString(sum[:]), dir: dir, r: r}, nil
+}
+
+// Build builds the image and writes it to archive as a docker-save tarball
+// tagged Ref(rc.Name).
+func (rc *Recipe) Build(ctx context.Context, archive io.Writer, opts Options) (Result, error) {
+	progress := opts.Progress
+	if progress == nil {
+		progress = io.Discard
+	}
+	name, r := rc.Name, rc.r
+	res := Result{Name: name, Ref: Ref(name)}
+	step := func(format string, args ...any) {
+		fmt.Fprintf(progress, "image %s: "+format+"\n", append([]any{name}, args...)...)
+	}
+	step("reading recipe (sha256 %s)", rc.SHA256[:16])
 	labels := map[string]string{
 		LabelImage:                        name,
-		LabelRecipeSHA256:                 hex.EncodeToString(sum[:]),
+		LabelRecipeSHA256:                 rc.SHA256,
 		"org.opencontainers.image.title":  name,
 		"org.opencontainers.image.source": "cgibox images/" + name + "/recipe",
 	}
 	if r.description != "" {
 		labels["org.opencontainers.image.description"] = r.description
+	}
+	if r.debian != "" {
+		return rc.buildDebian(ctx, archive, opts, labels, step)
 	}
 	for _, p := range r.packages {
 		if v := debVersion(ctx, p); v != "" {
@@ -110,23 +186,33 @@ func Build(ctx context.Context, name string, archive io.Writer, progress io.Writ
 	}
 
 	step("assembling the layer")
-	layerTar, created, err := r.layer(ctx, dir, step)
+	layerTar, created, err := r.layer(ctx, rc.dir, step)
 	if err != nil {
-		return fmt.Errorf("images: %s: %w", name, err)
+		return res, fmt.Errorf("images: %s: %w", name, err)
 	}
+	step("layer: %d bytes", len(layerTar))
 	layer, err := tarball.LayerFromOpener(func() (io.ReadCloser, error) {
 		return io.NopCloser(bytes.NewReader(layerTar)), nil
 	})
 	if err != nil {
-		return fmt.Errorf("images: %s: layer: %w", name, err)
+		return res, fmt.Errorf("images: %s: layer: %w", name, err)
 	}
+	n, err := r.writeImage(ctx, name, layer, created, labels, archive, step)
+	res.Size = n
+	return res, err
+}
+
+// writeImage puts layer into an image with the recipe's config and labels
+// and writes it to archive as a docker-save tarball.
+func (r *recipe) writeImage(ctx context.Context, name string, layer v1.Layer, created time.Time,
+	labels map[string]string, archive io.Writer, step func(string, ...any)) (int64, error) {
 	img, err := mutate.AppendLayers(empty.Image, layer)
 	if err != nil {
-		return fmt.Errorf("images: %s: %w", name, err)
+		return 0, fmt.Errorf("images: %s: %w", name, err)
 	}
 	cf, err := img.ConfigFile()
 	if err != nil {
-		return fmt.Errorf("images: %s: %w", name, err)
+		return 0, fmt.Errorf("images: %s: %w", name, err)
 	}
 	cf = cf.DeepCopy()
 	cf.OS = "linux"
@@ -137,27 +223,56 @@ func Build(ctx context.Context, name string, archive io.Writer, progress io.Writ
 	cf.Config.WorkingDir = r.workdir
 	cf.Config.Labels = labels
 	if img, err = mutate.ConfigFile(img, cf); err != nil {
-		return fmt.Errorf("images: %s: config: %w", name, err)
+		return 0, fmt.Errorf("images: %s: config: %w", name, err)
 	}
 	tag, err := gcrname.NewTag(Ref(name))
 	if err != nil {
-		return fmt.Errorf("images: %s: %w", name, err)
+		return 0, fmt.Errorf("images: %s: %w", name, err)
 	}
 	if err := ctx.Err(); err != nil {
-		return err
+		return 0, err
 	}
 	step("writing archive %s", tag.String())
-	if err := tarball.Write(tag, img, archive); err != nil {
-		return fmt.Errorf("images: %s: write archive: %w", name, err)
+	cw := &countingWriter{w: archive}
+	if err := tarball.Write(tag, img, cw); err != nil {
+		return cw.n, fmt.Errorf("images: %s: write archive: %w", name, err)
 	}
-	step("done")
-	return nil
+	step("done: archive %d bytes (%s)", cw.n, humanBytes(cw.n))
+	return cw.n, nil
+}
+
+// countingWriter counts the bytes written through it.
+type countingWriter struct {
+	w io.Writer
+	n int64
+}
+
+func (c *countingWriter) Write(p []byte) (int, error) {
+	n, err := c.w.Write(p)
+	c.n += int64(n)
+	return n, err
+}
+
+// humanBytes formats n with a binary unit.
+func humanBytes(n int64) string {
+	switch {
+	case n >= 1<<30:
+		return fmt.Sprintf("%.1f GiB", float64(n)/(1<<30))
+	case n >= 1<<20:
+		return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
+	case n >= 1<<10:
+		return fmt.Sprintf("%.1f KiB", float64(n)/(1<<10))
+	}
+	return fmt.Sprintf("%d B", n)
 }
 
 // recipe is a parsed recipe file.
 type recipe struct {
 	name, description string
-	packages          []string
+	packages          []string // host packages the copied files come from
+	debian            string   // suite of a debootstrap minbase base, or ""
+	installs          []string // Debian packages installed on that base
+	removes           []string // paths (last element may be a glob) removed from it
 	steps             []recipeStep
 	env               []string
 	user, workdir     string
@@ -180,10 +295,22 @@ func parseRecipe(b []byte) (*recipe, error) {
 			continue
 		}
 		want := map[string]int{"name": 1, "package": 1, "copy": 3, "applets": 1, "file": 3,
-			"dir": 2, "env": 1, "user": 1, "workdir": 1}
+			"dir": 2, "env": 1, "user": 1, "workdir": 1, "debian": 1, "remove": 1}
 		op, args := f[0], f[1:]
-		if op == "description" {
+		switch op {
+		case "description":
 			r.description = strings.Join(args, " ")
+			continue
+		case "install":
+			if len(args) == 0 {
+				return nil, fmt.Errorf("line %d: install takes one or more Debian package names", n)
+			}
+			for _, p := range args {
+				if !debName.MatchString(p) {
+					return nil, fmt.Errorf("line %d: %q is not a Debian package name", n, p)
+				}
+			}
+			r.installs = append(r.installs, args...)
 			continue
 		}
 		w, ok := want[op]
@@ -212,6 +339,22 @@ func parseRecipe(b []byte) (*recipe, error) {
 			continue
 		case "workdir":
 			r.workdir = args[0]
+			continue
+		case "debian":
+			if !debName.MatchString(args[0]) {
+				return nil, fmt.Errorf("line %d: %q is not a Debian suite name", n, args[0])
+			}
+			r.debian = args[0]
+			continue
+		case "remove":
+			p := args[0]
+			if !path.IsAbs(p) || path.Clean(p) != p || p == "/" || strings.ContainsAny(path.Dir(p), "*?[") {
+				return nil, fmt.Errorf("line %d: remove %q: want a clean absolute path, a pattern only in its last element", n, p)
+			}
+			if _, err := path.Match(path.Base(p), ""); err != nil {
+				return nil, fmt.Errorf("line %d: remove %q: %w", n, p, err)
+			}
+			r.removes = append(r.removes, p)
 			continue
 		case "copy", "file":
 			modeArg := args[2]
@@ -243,8 +386,24 @@ func parseRecipe(b []byte) (*recipe, error) {
 	if r.name == "" {
 		return nil, errors.New("no name directive")
 	}
+	if !debName.MatchString(r.name) {
+		return nil, fmt.Errorf("image name %q: want lower-case letters, digits, '.', '-' or '+'", r.name)
+	}
+	if r.debian == "" && (len(r.installs) > 0 || len(r.removes) > 0) {
+		return nil, errors.New("install and remove need a debian base")
+	}
+	if r.debian != "" {
+		for _, st := range r.steps {
+			if st.op == "applets" {
+				return nil, fmt.Errorf("line %d: applets is only for recipes without a debian base", st.line)
+			}
+		}
+	}
 	return r, nil
 }
+
+// debName matches Debian package and suite names (and image names).
+var debName = regexp.MustCompile(`^[a-z0-9][a-z0-9.+-]*$`)
 
 // imagePaths are the in-image paths of a step.
 func imagePaths(op string, args []string) []string {

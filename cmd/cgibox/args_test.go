@@ -43,6 +43,8 @@ func TestParseServe(t *testing.T) {
 			return o.memory == 64<<20 && o.timeout == 5*time.Second && o.maxBody == 1024
 		}},
 		{args: []string{"--", "8001"}, check: func(o *serveOptions) bool { return o.port == 8001 }},
+		{args: []string{"--cgi-mode", "rfc3875", "--nph"}, check: func(o *serveOptions) bool { return o.cgiMode == "rfc3875" && o.nph }},
+		{args: []string{"--cgi-mode", "apache"}, wantErr: "--cgi-mode"},
 		{args: []string{"port"}, wantErr: `port "port"`},
 		{args: []string{"70000"}, wantErr: `port "70000"`},
 		{args: []string{"1", "2"}, wantErr: "only one port"},

@@ -8,6 +8,8 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"path/filepath"
+	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -46,7 +48,11 @@ func (d *daemonFlags) connect(ctx context.Context, stderr io.Writer, opts ...san
 		sandbox.WithLogger(log), sandbox.WithInstance(instance)}, opts...)...)
 }
 
-const imageUsage = `usage: cgibox image build NAME | import ARCHIVE | ls | rm NAME  [--containerd ADDR] [--data-dir DIR]`
+const imageUsage = `usage: cgibox image build NAME|DIR [--mirror URL] | import ARCHIVE | ls | rm NAME  [--containerd ADDR] [--data-dir DIR]`
+
+// imageCacheDir is where built images and downloaded Debian packages are
+// kept under a data directory.
+func imageCacheDir(dataDir string) string { return filepath.Join(dataDir, "images", "cache") }
 
 func imageCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if len(args) == 0 {
@@ -57,6 +63,10 @@ func imageCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.SetOutput(stderr)
 	var d daemonFlags
 	d.register(fs)
+	var mirror string
+	if sub == "build" {
+		fs.StringVar(&mirror, "mirror", "", "Debian mirror `URL` for Debian-based images (default: the host's apt sources)")
+	}
 	pos, err := parseInterleaved(fs, args[1:])
 	if err != nil {
 		return err
@@ -74,10 +84,17 @@ func imageCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	switch sub {
 	case "build":
 		start := time.Now()
-		if err := buildImage(ctx, mgr, pos[0], stderr); err != nil {
+		res, err := buildImage(ctx, mgr, pos[0], images.Options{
+			Progress: stderr, CacheDir: imageCacheDir(d.dataDir), Mirror: mirror,
+		})
+		if err != nil {
 			return err
 		}
-		fmt.Fprintf(stdout, "built %s in %s\n", images.Ref(pos[0]), time.Since(start).Round(time.Millisecond))
+		how := ""
+		if res.Cached {
+			how = ", from the cache"
+		}
+		fmt.Fprintf(stdout, "built %s in %s: %s%s\n", res.Ref, time.Since(start).Round(time.Millisecond), humanSize(res.Size), how)
 	case "import":
 		f, err := os.Open(pos[0])
 		if err != nil {
@@ -106,9 +123,9 @@ func imageCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			return fmt.Errorf("image ls: %w", err)
 		}
 		tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, "NAME\tSIZE\tCREATED")
+		fmt.Fprintln(tw, "NAME\tSIZE\tCREATED\tPACKAGES")
 		for _, im := range list {
-			fmt.Fprintf(tw, "%s\t%s\t%s\n", im.Name, humanSize(im.Size), im.Created.Format(time.DateTime))
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", im.Name, humanSize(im.Size), im.Created.Format(time.DateTime), packageList(im.Labels))
 		}
 		tw.Flush()
 	}
@@ -136,6 +153,22 @@ func gcCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	fmt.Fprintf(stdout, "removed %d leftover container(s)\n", n)
 	return nil
+}
+
+// packageList formats the package versions an image's labels record:
+// "perl=5.36.0-7 libcgi-pm-perl=4.55-1", or "-".
+func packageList(labels map[string]string) string {
+	var out []string
+	for k, v := range labels {
+		if p, ok := strings.CutPrefix(k, images.LabelPackage+"."); ok {
+			out = append(out, p+"="+v)
+		}
+	}
+	if len(out) == 0 {
+		return "-"
+	}
+	slices.Sort(out)
+	return strings.Join(out, " ")
 }
 
 func humanSize(n int64) string {

@@ -26,6 +26,7 @@ import (
 var (
 	cgiboxBin      string
 	containerdAddr string
+	containerdDir  string // the shared daemon's data directory
 	sharedDataDir  string
 )
 
@@ -49,7 +50,8 @@ func testMain(m *testing.M) int {
 	if os.Geteuid() == 0 {
 		sharedDataDir = filepath.Join(dir, "data")
 		ctx := context.Background()
-		d, err := sandbox.StartDaemon(ctx, filepath.Join(dir, "containerd"), slog.New(slog.NewTextHandler(os.Stderr, nil)))
+		containerdDir = filepath.Join(dir, "containerd")
+		d, err := sandbox.StartDaemon(ctx, containerdDir, slog.New(slog.NewTextHandler(os.Stderr, nil)))
 		if err != nil {
 			fmt.Fprintf(os.Stderr, "starting a private containerd: %v\n", err)
 			return 1

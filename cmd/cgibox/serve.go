@@ -42,6 +42,8 @@ type serveOptions struct {
 	image      string
 	cgiDirs    []string
 	passAuth   bool
+	cgiMode    string
+	nph        bool
 
 	timeout       time.Duration
 	memory        int64
@@ -85,6 +87,8 @@ func parseServe(args []string, stderr io.Writer) (*serveOptions, error) {
 	fs.StringVar(&o.dataDir, "data-dir", "/var/lib/cgibox", "`directory` for cgibox's state and a private containerd")
 	fs.StringVar(&o.image, "image", "busybox", "`image` scripts run in (a cgibox image name or a containerd reference)")
 	fs.Var(&cgiDirs, "cgi-dir", "URL `directory` holding CGI scripts (repeatable; default /cgi-bin and /htbin)")
+	fs.StringVar(&o.cgiMode, "cgi-mode", "python", "how script output becomes a response: python (200 at once, like Python) or rfc3875 (Status, Location, keep-alive)")
+	fs.BoolVar(&o.nph, "nph", false, "let scripts named nph-* send their own status line and headers, unparsed")
 	fs.BoolVar(&o.passAuth, "pass-authorization", false, "pass the Authorization header to scripts as HTTP_AUTHORIZATION")
 	fs.Var(&timeout, "timeout", "wall-clock `limit` of one script")
 	fs.Var(&memory, "memory", "memory `limit` of one script, without swap")
@@ -129,6 +133,9 @@ func parseServe(args []string, stderr io.Writer) (*serveOptions, error) {
 	}
 	if (o.tlsKey != "" || o.tlsPass != "") && o.tlsCert == "" {
 		return nil, errors.New("--tls-key and --tls-password-file need --tls-cert")
+	}
+	if o.cgiMode != string(gateway.ModePython) && o.cgiMode != string(gateway.ModeRFC3875) {
+		return nil, fmt.Errorf("--cgi-mode %q: want python or rfc3875", o.cgiMode)
 	}
 	if o.logFormat != "text" && o.logFormat != "json" {
 		return nil, fmt.Errorf("--log-format %q: want text or json", o.logFormat)
@@ -183,6 +190,8 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		Headers:           o.headers,
 		ServerSoftware:    "cgibox/" + version(),
 		PassAuthorization: o.passAuth,
+		Mode:              gateway.CGIMode(o.cgiMode),
+		NPH:               o.nph,
 		MaxBody:           o.maxBody,
 		MaxConcurrent:     o.maxConcurrent,
 		SpoolDir:          filepath.Join(o.dataDir, "spool"),
@@ -212,11 +221,17 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			return err
 		}
 		defer mgr.Close()
-		ref, err := ensureImage(ctx, mgr, o.image, stderr)
+		ref, err := ensureImage(ctx, mgr, o.image, images.Options{Progress: stderr, CacheDir: imageCacheDir(o.dataDir)})
 		if err != nil {
 			return err
 		}
 		cfg.Runner, cfg.Image = mgr, ref
+		// A script's #! line picks one of cgibox's images; those not
+		// built yet answer 503 naming `cgibox image build`.
+		cfg.Images = map[string]string{}
+		for _, name := range images.Names() {
+			cfg.Images[name] = images.Ref(name)
+		}
 	}
 	gw, err := gateway.New(cfg)
 	if err != nil {
@@ -235,9 +250,9 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		if err != nil {
 			return err
 		}
-		srv.TLSConfig = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12,
-			// HTTP/2 cannot carry Python-mode CGI responses yet.
-			NextProtos: []string{"http/1.1"}}
+		// HTTP/2 is offered: rfc3875 responses stream over it, and Python
+		// mode falls back to parsed headers with a fixed 200 there.
+		srv.TLSConfig = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
 		scheme = "HTTPS"
 	}
 	ln, err := net.Listen("tcp", net.JoinHostPort(o.bind, strconv.Itoa(o.port)))
@@ -279,7 +294,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 
 // ensureImage returns the containerd reference of the image scripts run in,
 // building it first when it is one of cgibox's own and missing.
-func ensureImage(ctx context.Context, mgr *sandbox.Manager, name string, progress io.Writer) (string, error) {
+func ensureImage(ctx context.Context, mgr *sandbox.Manager, name string, opts images.Options) (string, error) {
 	ref := name
 	own := !strings.ContainsAny(name, "/:")
 	if own {
@@ -295,31 +310,43 @@ func ensureImage(ctx context.Context, mgr *sandbox.Manager, name string, progres
 	if !own {
 		return "", fmt.Errorf("image %s is not in containerd's %q namespace; import it with `cgibox image import`", ref, "cgibox")
 	}
-	fmt.Fprintf(progress, "cgibox: image %s is missing; building it (first run only)\n", name)
-	if err := buildImage(ctx, mgr, name, progress); err != nil {
+	if opts.Progress != nil {
+		fmt.Fprintf(opts.Progress, "cgibox: image %s is missing; building it (first run only)\n", name)
+	}
+	if _, err := buildImage(ctx, mgr, name, opts); err != nil {
 		return "", err
 	}
 	return ref, nil
 }
 
-// buildImage builds cgibox's image name and imports it into containerd.
-func buildImage(ctx context.Context, mgr *sandbox.Manager, name string, progress io.Writer) error {
+// buildImage builds the image of a cgibox recipe (a name or a directory)
+// and imports it into containerd.
+func buildImage(ctx context.Context, mgr *sandbox.Manager, nameOrDir string, opts images.Options) (images.Result, error) {
+	rc, err := images.Open(nameOrDir)
+	if err != nil {
+		return images.Result{}, err
+	}
 	pr, pw := io.Pipe()
-	errc := make(chan error, 1)
+	type built struct {
+		res images.Result
+		err error
+	}
+	done := make(chan built, 1)
 	go func() {
-		err := images.Build(ctx, name, pw, progress)
+		res, err := rc.Build(ctx, pw, opts)
 		pw.CloseWithError(err)
-		errc <- err
+		done <- built{res, err}
 	}()
 	_, ierr := mgr.Import(ctx, pr)
 	pr.CloseWithError(ierr)
-	if err := <-errc; err != nil {
-		return fmt.Errorf("building image %s: %w", name, err)
+	b := <-done
+	if b.err != nil {
+		return b.res, fmt.Errorf("building image %s: %w", rc.Name, b.err)
 	}
 	if ierr != nil {
-		return fmt.Errorf("importing image %s: %w", name, ierr)
+		return b.res, fmt.Errorf("importing image %s: %w", rc.Name, ierr)
 	}
-	return nil
+	return b.res, nil
 }
 
 // loadCertificate reads a PEM certificate and key; the key may be in the
