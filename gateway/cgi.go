@@ -33,10 +33,9 @@ var (
 	errHeaders    = errors.New("script header block unusable")
 )
 
-// serveCGI runs the script that clean names in a fresh container and streams
-// its output back the way Python's CGIHTTPRequestHandler does: the status line
-// goes out as soon as the script has started, then the script's (checked)
-// header lines, then its body as it is produced; then the connection closes.
+// serveCGI resolves the script that clean names, checks the request against
+// the limits, reads its body, and runs the script in a fresh container (see
+// runCGI). It returns the target of a local redirect the script asked for.
 func (s *Server) serveCGI(w http.ResponseWriter, r *http.Request, dir, clean string) (redirect string) {
 	ctx := r.Context()
 	rid := requestID(w)

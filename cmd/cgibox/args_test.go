@@ -162,3 +162,26 @@ func writeCert(t *testing.T, dir, password string) (certFile, keyFile, passFile 
 	pool.AddCert(cert)
 	return certFile, keyFile, passFile, pool
 }
+
+// TestServeWithoutSandbox: where no container can run (no containerd, not
+// root), static files are still served as a Python user expects, and every
+// CGI request answers 503 with a request id; the log says why.
+func TestServeWithoutSandbox(t *testing.T) {
+	dir := t.TempDir()
+	site := filepath.Join(dir, "site")
+	os.MkdirAll(filepath.Join(site, "cgi-bin"), 0o755)
+	os.WriteFile(filepath.Join(site, "hello.txt"), []byte("static\n"), 0o644)
+	os.WriteFile(filepath.Join(site, "cgi-bin", "s.sh"), []byte("#!/bin/sh\necho secret\n"), 0o755)
+	srv := startCgibox(t, "-d", site, "--containerd", filepath.Join(dir, "no.sock"), "--data-dir", filepath.Join(dir, "data"))
+	if resp, body := get(t, srv.base+"/hello.txt", nil); resp.StatusCode != 200 || string(body) != "static\n" {
+		t.Errorf("static: %d %q", resp.StatusCode, body)
+	}
+	resp, body := get(t, srv.base+"/cgi-bin/s.sh", nil)
+	if resp.StatusCode != http.StatusServiceUnavailable || strings.Contains(string(body), "secret") ||
+		!strings.Contains(string(body), resp.Header.Get("X-Request-Id")) {
+		t.Errorf("CGI: status %d, body %q; want 503 with the request id", resp.StatusCode, body)
+	}
+	if !strings.Contains(srv.stderr.String(), "CGI is unavailable") {
+		t.Errorf("the log does not say CGI is unavailable:\n%s", srv.stderr.String())
+	}
+}

@@ -203,34 +203,18 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		},
 	}
 	if cfg.CGI {
-		lock, err := lockDataDir(o.dataDir)
-		if err != nil {
+		sb, err := startSandbox(ctx, o, log, stderr)
+		switch {
+		case errors.Is(err, errDataDirBusy):
 			return fmt.Errorf("%w (use another --data-dir)", err)
-		}
-		defer lock.Close()
-		if err := os.MkdirAll(cfg.SpoolDir, 0o700); err != nil {
-			return fmt.Errorf("data directory: %w", err)
-		}
-		mgr, err := sandbox.New(ctx,
-			sandbox.WithAddress(o.containerd),
-			sandbox.WithDataDir(o.dataDir),
-			sandbox.WithLogger(log),
-			sandbox.WithInstance(instanceID(o.dataDir)),
-		)
-		if err != nil {
-			return err
-		}
-		defer mgr.Close()
-		ref, err := ensureImage(ctx, mgr, o.image, images.Options{Progress: stderr, CacheDir: imageCacheDir(o.dataDir)})
-		if err != nil {
-			return err
-		}
-		cfg.Runner, cfg.Image = mgr, ref
-		// A script's #! line picks one of cgibox's images; those not
-		// built yet answer 503 naming `cgibox image build`.
-		cfg.Images = map[string]string{}
-		for _, name := range images.Names() {
-			cfg.Images[name] = images.Ref(name)
+		case err != nil:
+			// Static files are still served, as a Python user expects; every
+			// CGI request answers 503 until cgibox runs where it can.
+			log.Error("CGI is unavailable: scripts answer 503 (run `cgibox doctor` to see why)", "err", err)
+			cfg.Runner, cfg.Image, cfg.SpoolDir = unavailable{err}, images.Ref(o.image), ""
+		default:
+			defer sb.close()
+			cfg.Runner, cfg.Image, cfg.Images = sb.mgr, sb.image, sb.images
 		}
 	}
 	gw, err := gateway.New(cfg)
@@ -290,6 +274,62 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		srv.Close()
 	}
 	return nil
+}
+
+// sandboxed is the running sandbox of a serving cgibox.
+type sandboxed struct {
+	mgr    *sandbox.Manager
+	image  string            // the default image's reference
+	images map[string]string // cgibox's images by name
+	lock   *os.File
+}
+
+func (s *sandboxed) close() {
+	s.mgr.Close()
+	s.lock.Close()
+}
+
+// startSandbox takes the data directory, connects to containerd (or starts
+// a private one) and makes sure the default image exists.
+func startSandbox(ctx context.Context, o *serveOptions, log *slog.Logger, progress io.Writer) (*sandboxed, error) {
+	lock, err := lockDataDir(o.dataDir)
+	if err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(filepath.Join(o.dataDir, "spool"), 0o700); err != nil {
+		lock.Close()
+		return nil, fmt.Errorf("data directory: %w", err)
+	}
+	mgr, err := sandbox.New(ctx,
+		sandbox.WithAddress(o.containerd),
+		sandbox.WithDataDir(o.dataDir),
+		sandbox.WithLogger(log),
+		sandbox.WithInstance(instanceID(o.dataDir)),
+	)
+	if err != nil {
+		lock.Close()
+		return nil, err
+	}
+	ref, err := ensureImage(ctx, mgr, o.image, images.Options{Progress: progress, CacheDir: imageCacheDir(o.dataDir)})
+	if err != nil {
+		mgr.Close()
+		lock.Close()
+		return nil, err
+	}
+	// A script's #! line picks one of cgibox's images; those not built yet
+	// answer 503 naming `cgibox image build`.
+	all := map[string]string{}
+	for _, name := range images.Names() {
+		all[name] = images.Ref(name)
+	}
+	return &sandboxed{mgr: mgr, image: ref, images: all, lock: lock}, nil
+}
+
+// unavailable answers every job with the reason the sandbox could not start.
+type unavailable struct{ err error }
+
+func (u unavailable) Run(context.Context, sandbox.Job) (sandbox.Result, error) {
+	return sandbox.Result{}, fmt.Errorf("%w: %w", sandbox.ErrUnavailable, u.err)
 }
 
 // ensureImage returns the containerd reference of the image scripts run in,
