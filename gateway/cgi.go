@@ -28,6 +28,9 @@ const memBody = 1 << 20
 // stderrCap bounds how much of one script's stderr reaches the log.
 const stderrCap = 64 << 10
 
+// notStartedReason is the access log's end for a script that never ran.
+const notStartedReason sandbox.Reason = "not-started"
+
 var (
 	errClientGone = errors.New("client went away")
 	errHeaders    = errors.New("script header block unusable")
@@ -226,6 +229,7 @@ func (s *Server) runCGI(w http.ResponseWriter, r *http.Request, log *slog.Logger
 
 // notStarted answers a job that failed before its script started.
 func (s *Server) notStarted(w http.ResponseWriter, r *http.Request, log *slog.Logger, err error) {
+	s.setOutcome(w, jobOutcome{res: sandbox.Result{ExitCode: -1, Reason: notStartedReason}}, false)
 	switch {
 	case err == nil:
 		log.ErrorContext(r.Context(), "CGI job ended without starting")

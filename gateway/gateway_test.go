@@ -242,7 +242,7 @@ func TestCGIFailuresBeforeStart(t *testing.T) {
 	}
 	for _, tc := range cases {
 		run := &scriptedRunner{noStart: true, err: tc.err}
-		srv, _, logs := newTestServer(t, Config{CGI: true, Runner: run, Image: "img"})
+		srv, access, logs := newTestServer(t, Config{CGI: true, Runner: run, Image: "img"})
 		resp, err := http.Get(srv.URL + "/cgi-bin/s.sh")
 		if err != nil {
 			t.Fatal(err)
@@ -261,6 +261,10 @@ func TestCGIFailuresBeforeStart(t *testing.T) {
 		}
 		if tc.want == 503 && resp.Header.Get("Retry-After") == "" {
 			t.Errorf("503 without Retry-After")
+		}
+		waitFor(t, func() bool { return strings.Contains(access.String(), "\n") })
+		if !strings.Contains(access.String(), "exit=-1 end=not-started") {
+			t.Errorf("access log %q does not say the script never ran", access.String())
 		}
 	}
 }

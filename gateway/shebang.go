@@ -160,8 +160,8 @@ func nameOf(images map[string]string, ref string) string {
 // imageHint adds the fix to err when it is the sandbox's ErrUnavailable
 // and ref is one of cgibox's images: most often it was never built.
 func imageHint(images map[string]string, ref string, err error) error {
-	if name := nameOf(images, ref); name != "" && errors.Is(err, sandbox.ErrUnavailable) {
-		return fmt.Errorf("%w (if image %s is missing, build it: cgibox image build %s)", err, ref, name)
+	if name := nameOf(images, ref); name != "" && errors.Is(err, sandbox.ErrImageNotFound) {
+		return fmt.Errorf("%w (build it: cgibox image build %s)", err, name)
 	}
 	return err
 }

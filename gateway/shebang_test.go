@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -126,7 +127,8 @@ func TestReadShebang(t *testing.T) {
 }
 
 func TestImageHint(t *testing.T) {
-	unavailable := errors.Join(sandbox.ErrUnavailable, errors.New("image cgibox.local/perl:latest not found"))
+	unavailable := fmt.Errorf("%w: %w: cgibox.local/perl:latest", sandbox.ErrUnavailable, sandbox.ErrImageNotFound)
+	runtimeBroken := fmt.Errorf("%w: create task: runc did not terminate", sandbox.ErrUnavailable)
 	tests := []struct {
 		ref      string
 		err      error
@@ -135,6 +137,7 @@ func TestImageHint(t *testing.T) {
 		{"cgibox.local/perl:latest", unavailable, true},
 		{"example.org/custom:1", unavailable, false},
 		{"cgibox.local/perl:latest", errors.New("other"), false},
+		{"cgibox.local/perl:latest", runtimeBroken, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.ref+" "+tt.err.Error(), func(t *testing.T) {

@@ -19,6 +19,10 @@ import (
 // script started; the gateway answers 503.
 var ErrUnavailable = errors.New("sandbox unavailable")
 
+// ErrImageNotFound is wrapped, together with ErrUnavailable, by the error of
+// a job whose image is not in containerd.
+var ErrImageNotFound = errors.New("image not found")
+
 const (
 	// Namespace is the containerd namespace everything of cgibox lives in.
 	Namespace = "cgibox"
@@ -66,6 +70,9 @@ type Manager struct {
 	defaults Limits
 	instance string
 	noSweep  bool
+	// runtimeBinary is the runc binary the shim runs ("": runc from the
+	// daemon's PATH).
+	runtimeBinary string
 }
 
 type config struct {
@@ -76,6 +83,7 @@ type config struct {
 	defaults Limits
 	instance string
 	noSweep  bool
+	runtime  string
 }
 
 // Option configures New.
@@ -105,6 +113,12 @@ func WithDefaults(l Limits) Option { return func(c *config) { c.defaults = l } }
 // "cgibox"). Sweep removes this instance's containers.
 func WithInstance(id string) Option { return func(c *config) { c.instance = id } }
 
+// WithRuntimeBinary makes the runc shim run the runtime binary at path
+// instead of the runc on containerd's PATH (any runc-compatible runtime,
+// such as crun). A binary that is missing or broken makes every job fail
+// with ErrUnavailable; there is no fallback to another runtime.
+func WithRuntimeBinary(path string) Option { return func(c *config) { c.runtime = path } }
+
 // WithoutStartupSweep leaves the sweep to the caller (`cgibox gc` sweeps
 // itself to report what it removed).
 func WithoutStartupSweep() Option { return func(c *config) { c.noSweep = true } }
@@ -132,6 +146,8 @@ func New(ctx context.Context, opts ...Option) (*Manager, error) {
 		log:      cfg.log,
 		defaults: cfg.defaults.withDefaults(DefaultLimits()),
 		instance: cfg.instance,
+
+		runtimeBinary: cfg.runtime,
 	}
 	switch cfg.address {
 	case "auto", "":

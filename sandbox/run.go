@@ -11,6 +11,7 @@ import (
 	"syscall"
 	"time"
 
+	runcoptions "github.com/containerd/containerd/api/types/runc/options"
 	containerd "github.com/containerd/containerd/v2/client"
 	"github.com/containerd/containerd/v2/core/snapshots"
 	"github.com/containerd/containerd/v2/pkg/cio"
@@ -62,7 +63,7 @@ func (m *Manager) Run(ctx context.Context, job Job) (Result, error) {
 	img, err := m.client.GetImage(ctx, job.Image)
 	if err != nil {
 		if errdefs.IsNotFound(err) {
-			return res, fmt.Errorf("%w: image %s not found", ErrUnavailable, job.Image)
+			return res, fmt.Errorf("%w: %w: %s", ErrUnavailable, ErrImageNotFound, job.Image)
 		}
 		return res, m.beforeStart(ctx, fmt.Errorf("image %s: %w", job.Image, err))
 	}
@@ -75,7 +76,7 @@ func (m *Manager) Run(ctx context.Context, job Job) (Result, error) {
 		LabelInstance: m.instance,
 	}
 	container, err := m.client.NewContainer(ctx, id,
-		containerd.WithRuntime(Runtime, nil),
+		containerd.WithRuntime(Runtime, m.runtimeOptions()),
 		containerd.WithContainerLabels(labels),
 		containerd.WithImageName(job.Image),
 		containerd.WithSnapshotter(Snapshotter),
@@ -161,6 +162,15 @@ func (m *Manager) Run(ctx context.Context, job Job) (Result, error) {
 	m.drain(task)
 	m.readMetrics(ctx, task, &res)
 	return res, err
+}
+
+// runtimeOptions are the runc shim's options: the runtime binary when
+// WithRuntimeBinary set one, else none (nil: the shim's defaults).
+func (m *Manager) runtimeOptions() any {
+	if m.runtimeBinary == "" {
+		return nil
+	}
+	return &runcoptions.Options{BinaryName: m.runtimeBinary}
 }
 
 // supervise waits for the task to exit; on the deadline, ctx's end or an

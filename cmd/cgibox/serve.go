@@ -14,6 +14,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -44,6 +45,9 @@ type serveOptions struct {
 	passAuth   bool
 	cgiMode    string
 	nph        bool
+	// runtimeBinary replaces the runc the shim runs (hidden flag, for
+	// tests and doctor checks of a missing or broken runtime).
+	runtimeBinary string
 
 	timeout       time.Duration
 	memory        int64
@@ -99,9 +103,10 @@ func parseServe(args []string, stderr io.Writer) (*serveOptions, error) {
 	fs.IntVar(&o.maxConcurrent, "max-concurrent", gateway.DefaultMaxConcurrent, "CGI requests that may run at `once`")
 	fs.StringVar(&o.logFormat, "log-format", "text", "log `format`: text (python's access log) or json")
 	fs.StringVar(&logLevel, "log-level", "info", "log `level`: debug, info, warn or error")
+	fs.StringVar(&o.runtimeBinary, "runtime-binary", "", "runc-compatible runtime `binary` the shim runs (default: runc on containerd's PATH)")
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "usage: cgibox [serve] [port] [-b ADDRESS] [-d DIRECTORY] [-p VERSION] [--cgi | --no-cgi] [options]")
-		fs.PrintDefaults()
+		printDefaultsExcept(fs, "runtime-binary")
 	}
 	pos, err := parseInterleaved(fs, args)
 	if err != nil {
@@ -153,6 +158,18 @@ func parseServe(args []string, stderr io.Writer) (*serveOptions, error) {
 	o.timeout, o.memory = time.Duration(timeout), int64(memory)
 	o.maxOutput, o.maxBody = int64(maxOutput), int64(maxBody)
 	return o, nil
+}
+
+// printDefaultsExcept prints the defaults of fs's flags but the hidden ones.
+func printDefaultsExcept(fs *flag.FlagSet, hidden ...string) {
+	shown := flag.NewFlagSet(fs.Name(), flag.ContinueOnError)
+	shown.SetOutput(fs.Output())
+	fs.VisitAll(func(f *flag.Flag) {
+		if !slices.Contains(hidden, f.Name) {
+			shown.Var(f.Value, f.Name, f.Usage)
+		}
+	})
+	shown.PrintDefaults()
 }
 
 func validHeaderName(s string) bool {
@@ -305,6 +322,7 @@ func startSandbox(ctx context.Context, o *serveOptions, log *slog.Logger, progre
 		sandbox.WithDataDir(o.dataDir),
 		sandbox.WithLogger(log),
 		sandbox.WithInstance(instanceID(o.dataDir)),
+		sandbox.WithRuntimeBinary(o.runtimeBinary),
 	)
 	if err != nil {
 		lock.Close()
