@@ -4,6 +4,7 @@
 //	cgibox [serve] [port] [-b ADDRESS] [-d DIRECTORY] [-p VERSION] [--cgi] ...
 //	cgibox image build|import|ls|rm ...
 //	cgibox gc
+//	cgibox doctor
 //	cgibox version
 package main
 
@@ -44,7 +45,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	cmd, rest := "serve", args
 	if len(args) > 0 {
 		switch args[0] {
-		case "serve", "image", "gc", "version":
+		case "serve", "image", "gc", "doctor", "version":
 			cmd, rest = args[0], args[1:]
 		}
 	}
@@ -53,6 +54,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return imageCmd(ctx, rest, stdout, stderr)
 	case "gc":
 		return gcCmd(ctx, rest, stdout, stderr)
+	case "doctor":
+		return doctorCmd(ctx, rest, stdout, stderr)
 	case "version":
 		fmt.Fprintf(stdout, "cgibox %s (%s, %s/%s)\n", version(), runtime.Version(), runtime.GOOS, runtime.GOARCH)
 		return nil
