@@ -398,13 +398,23 @@ var errBodyTooLarge = errors.New("request body over the cap")
 // readBody reads the whole request body, Content-Length bytes or a chunked
 // body decoded, at most MaxBody: up to memBody into memory, the rest into an
 // unlinked file, within BodyTimeout. It returns the body and its length.
-func (s *Server) readBody(w http.ResponseWriter, r *http.Request) (body, int64, error) {
+func (s *Server) readBody(w http.ResponseWriter, r *http.Request) (_ body, _ int64, err error) {
 	if r.Body == nil || r.Body == http.NoBody || r.ContentLength == 0 {
 		return memReader{bytes.NewReader(nil)}, 0, nil
 	}
 	rc := http.NewResponseController(w)
 	rc.SetReadDeadline(time.Now().Add(s.cfg.BodyTimeout))
-	defer rc.SetReadDeadline(time.Time{})
+	defer func() {
+		if err != nil {
+			// After the handler, net/http drains up to 256 KiB of an unread
+			// body with no deadline of its own: a slow POST would hold the
+			// connection at the client's pace. One second, then it closes
+			// (SECURITY.md case 33).
+			rc.SetReadDeadline(time.Now().Add(time.Second))
+			return
+		}
+		rc.SetReadDeadline(time.Time{})
+	}()
 	src := io.LimitReader(r.Body, s.cfg.MaxBody+1)
 	var mem bytes.Buffer
 	if r.ContentLength > 0 {

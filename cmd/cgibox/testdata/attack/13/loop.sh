@@ -1,0 +1,4 @@
+#!/bin/sh
+# Redirects to itself, forever.
+echo 'Location: /cgi-bin/loop.sh'
+echo
