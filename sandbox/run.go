@@ -25,6 +25,9 @@ const (
 	drainTimeout = 5 * time.Second
 	// killTimeout bounds one Kill call to containerd.
 	killTimeout = 5 * time.Second
+	// cleanupRetryFor bounds the background retries of a removal that
+	// failed because containerd did not answer.
+	cleanupRetryFor = 10 * time.Minute
 )
 
 // Run runs job in a fresh container and deletes the container afterwards.
@@ -269,17 +272,52 @@ func (m *Manager) drain(task containerd.Task) {
 }
 
 // cleanup deletes task, container and snapshot under a context that
-// outlives the request. Failures are logged; Sweep catches what is left.
+// outlives the request. When containerd fails (it may be restarting), the
+// removal is retried in the background until it answers again, so that a
+// script left running is killed and nothing stays behind; Sweep at the
+// next start catches what even that misses.
 func (m *Manager) cleanup(ctx context.Context, container containerd.Container, task containerd.Task) {
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cleanupTimeout)
+	ctx = context.WithoutCancel(ctx)
+	cctx, cancel := context.WithTimeout(ctx, cleanupTimeout)
 	defer cancel()
+	failed := false
 	if task != nil {
-		if _, err := task.Delete(ctx, containerd.WithProcessKill); err != nil && !errdefs.IsNotFound(err) {
+		if _, err := task.Delete(cctx, containerd.WithProcessKill); err != nil && !errdefs.IsNotFound(err) {
 			m.log.Error("delete task", "container", container.ID(), "err", err)
+			failed = true
 		}
 	}
-	if err := container.Delete(ctx, containerd.WithSnapshotCleanup); err != nil && !errdefs.IsNotFound(err) {
+	if err := container.Delete(cctx, containerd.WithSnapshotCleanup); err != nil && !errdefs.IsNotFound(err) {
 		m.log.Error("delete container", "container", container.ID(), "err", err)
+		failed = true
+	}
+	if failed {
+		go m.retryRemove(ctx, container)
+	}
+}
+
+// retryRemove removes container (killing its task) once containerd
+// answers again, retrying with a growing delay for cleanupRetryFor.
+func (m *Manager) retryRemove(ctx context.Context, container containerd.Container) {
+	give := time.NewTimer(cleanupRetryFor)
+	defer give.Stop()
+	for delay := 250 * time.Millisecond; ; delay = min(2*delay, 5*time.Second) {
+		wait := time.NewTimer(delay)
+		select {
+		case <-give.C:
+			wait.Stop()
+			m.log.Error("leftover container not removed; `cgibox gc` or the next start removes it", "container", container.ID())
+			return
+		case <-wait.C:
+		}
+		rctx, cancel := context.WithTimeout(ctx, cleanupTimeout)
+		err := removeContainer(rctx, container)
+		cancel()
+		if err == nil {
+			m.log.Info("removed leftover container after containerd recovered", "container", container.ID())
+			return
+		}
+		m.log.Debug("retrying leftover removal", "container", container.ID(), "err", err)
 	}
 }
 

@@ -24,6 +24,7 @@ go vet ./...
 
 say "go test"
 go test -count=1 -timeout 40m ./...
+go test -count=1 -run "^TestSoak$" ./cmd/cgibox -soak=60
 
 say "fuzz the script header parser (short)"
 go test -run '^$' -fuzz '^FuzzReadHeaderBlock$' -fuzztime 15s ./gateway
