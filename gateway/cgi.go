@@ -16,6 +16,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/cgibox/cgibox/sandbox"
@@ -165,20 +166,26 @@ func (s *Server) runCGI(w http.ResponseWriter, r *http.Request, log *slog.Logger
 	job.Stdout, job.Stderr = pw, stderr
 	job.Started = func() { close(started) }
 
+	// The response ends as soon as the job's end is known (Ended); the
+	// container is deleted after that, while Run returns.
 	done := make(chan jobOutcome, 1)
-	go func() {
-		res, err := s.cfg.Runner.Run(ctx, job)
-		switch {
-		case err != nil:
-			pw.CloseWithError(err)
-		case res.Reason != sandbox.Exited:
-			// Killed: the reader must not mistake this for a clean end.
-			pw.CloseWithError(fmt.Errorf("script stopped: %s", res.Reason))
-		default:
-			pw.Close() // the reader sees EOF
-		}
-		done <- jobOutcome{res, err}
-	}()
+	var endOnce sync.Once
+	end := func(res sandbox.Result, err error) {
+		endOnce.Do(func() {
+			switch {
+			case err != nil:
+				pw.CloseWithError(err)
+			case res.Reason != sandbox.Exited:
+				// Killed: the reader must not mistake this for a clean end.
+				pw.CloseWithError(fmt.Errorf("script stopped: %s", res.Reason))
+			default:
+				pw.Close() // the reader sees EOF
+			}
+			done <- jobOutcome{res, err}
+		})
+	}
+	job.Ended = end
+	go func() { end(s.cfg.Runner.Run(ctx, job)) }()
 	var o jobOutcome
 	ended := false
 	wait := func() jobOutcome {

@@ -48,6 +48,11 @@ type Job struct {
 	// Started, when not nil, is called once, after the script's process
 	// has been started and before any of its output is written to Stdout.
 	Started func()
+	// Ended, when not nil, is called once the script has exited and all of
+	// its output has been written, with what Run will return, but before
+	// the container is deleted: the caller can finish its response while
+	// Run cleans up.
+	Ended func(Result, error)
 
 	Limits Limits
 }

@@ -164,6 +164,9 @@ func (m *Manager) Run(ctx context.Context, job Job) (Result, error) {
 	}
 	m.drain(task)
 	m.readMetrics(ctx, task, &res)
+	if job.Ended != nil {
+		job.Ended(res, err)
+	}
 	return res, err
 }
 
