@@ -140,8 +140,15 @@ func (s *Server) serveCGI(w http.ResponseWriter, r *http.Request, dir, clean str
 		ContentLength:     contentLength,
 		PassAuthorization: s.cfg.PassAuthorization,
 	})
+	// One container per job: the jobs of a request's local redirects get
+	// ids of their own, as the container of the last one may still be
+	// being deleted.
+	jobID := rid
+	if hops, _ := r.Context().Value(redirectHopsKey{}).(int); hops > 0 {
+		jobID = fmt.Sprintf("%s.%d", rid, hops)
+	}
 	return s.runCGI(w, r, log, sandbox.Job{
-		ID:         rid,
+		ID:         jobID,
 		Site:       "default",
 		Image:      image,
 		ScriptDir:  scriptDir,
