@@ -162,6 +162,11 @@ func (m *Manager) Run(ctx context.Context, job Job) (Result, error) {
 			}
 		}
 	}
+	if err != nil {
+		// containerd no longer answers for the task (it died or was
+		// restarted): the deadline is enforced without it.
+		go m.killAtDeadline(id, start.Add(l.Wall+l.KillGrace))
+	}
 	m.drain(task)
 	m.readMetrics(ctx, task, &res)
 	if job.Ended != nil {

@@ -1,6 +1,8 @@
 package main
 
 import (
+	"bufio"
+	"bytes"
 	"context"
 	"flag"
 	"fmt"
@@ -1000,6 +1002,40 @@ func TestAttack38And39DaemonFaults(t *testing.T) {
 		var left string
 		if !waitFor(30*time.Second, func() bool { left = privateLeftovers(t, c, ctx, dir, addr); return left == "" }) {
 			t.Errorf("left behind after the restart: %s", left)
+		}
+	})
+
+	t.Run("38 deadline enforced while containerd is down", func(t *testing.T) {
+		site := attackSite(t, map[string]string{"hang.sh": scriptHang})
+		short := startCgibox(t, "-d", site, "--containerd", addr, "--data-dir", filepath.Join(dir, "cgibox-short"), "--timeout", "3s")
+		resp, err := http.Get(short.base + "/cgi-bin/hang.sh")
+		if err != nil || resp.StatusCode != 200 {
+			t.Fatalf("hang.sh: %v %v", resp, err)
+		}
+		defer resp.Body.Close()
+		line, err := bufio.NewReader(resp.Body).ReadString('\n')
+		if err != nil || line != "started\n" {
+			t.Fatalf("first line %q, %v", line, err)
+		}
+		procs := "/sys/fs/cgroup/pids/cgibox/cgibox-" + resp.Header.Get("X-Request-Id") + "/cgroup.procs"
+		if b, err := os.ReadFile(procs); err != nil || len(bytes.TrimSpace(b)) == 0 {
+			t.Skipf("cannot see the container's processes at %s (%v): not a cgroup v1 host", procs, err)
+		}
+		p.stop(t)
+		// The deadline is 3 s, the grace 0.5 s: with containerd gone, the
+		// script must still be dead soon after.
+		var left []byte
+		if !waitFor(10*time.Second, func() bool { left, _ = os.ReadFile(procs); return len(bytes.TrimSpace(left)) == 0 }) {
+			t.Errorf("script processes %q still run past the deadline while containerd is down", left)
+		}
+		p.d = startPrivateDaemon(t, dir)
+		if !waitFor(30*time.Second, func() bool { r, _ := get(t, short.base+"/cgi-bin/ok.sh", nil); return r.StatusCode == 200 }) {
+			t.Fatal("CGI did not come back with containerd")
+		}
+		assertStillServes(t, short)
+		var rest string
+		if !waitFor(30*time.Second, func() bool { rest = privateLeftovers(t, c, ctx, dir, addr); return rest == "" }) {
+			t.Errorf("left behind after containerd came back: %s", rest)
 		}
 	})
 
