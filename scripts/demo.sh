@@ -7,9 +7,16 @@ cd "$(dirname "$0")/.."
 . scripts/lib.sh
 
 [ "$(id -u)" = 0 ] || die "cgibox runs containers: run this as root (sudo $0)"
-ensure_packages containerd:containerd runc:runc /bin/busybox:busybox-static
+ensure_packages containerd:containerd runc:runc /bin/busybox:busybox-static debootstrap:debootstrap
 ensure_go
 build_cgibox
+# The demo has Perl and Python scripts too: their images are made from a
+# Debian minbase the first time (about a minute each), then come from the
+# cache under /var/lib/cgibox.
+for image in perl python; do
+  say "image $image"
+  ./cgibox image build "$image"
+done
 # Scripts run as uid 65534: they and their directory must be readable and
 # executable by others, whatever the umask of the clone was.
 chmod -R o+rX examples

@@ -674,3 +674,30 @@ func tarDir(t *testing.T, dir, out string) {
 		t.Fatal(err)
 	}
 }
+
+// TestExampleShellForm runs examples/cgi-bin/form.sh, the demo's form, in
+// the busybox image: every field of a urlencoded POST comes back decoded and
+// escaped, the last one included.
+func TestExampleShellForm(t *testing.T) {
+	requireContainerd(t)
+	srv := startCgibox(t, "-d", exampleSite(t, nil))
+	body := "name=Ada+L&message=1%3C2+%26+%22three%22"
+	resp, got := do(t, "POST", srv.base+"/cgi-bin/form.sh",
+		http.Header{"Content-Type": {"application/x-www-form-urlencoded"}}, []byte(body))
+	if resp.StatusCode != 200 {
+		t.Fatalf("status %d", resp.StatusCode)
+	}
+	for _, want := range []string{
+		"<p>" + strconv.Itoa(len(body)) + " bytes of application/x-www-form-urlencoded</p>",
+		"<dt>name</dt><dd>Ada L</dd>",
+		"<dt>message</dt><dd>1&lt;2 &amp; &quot;three&quot;</dd>",
+	} {
+		if !strings.Contains(string(got), want) {
+			t.Errorf("response lacks %q:\n%s", want, got)
+		}
+	}
+	resp, got = get(t, srv.base+"/cgi-bin/hello.sh", nil)
+	if resp.StatusCode != 200 || string(got) != "Hello from a fresh container.\n" {
+		t.Errorf("hello.sh: %d %q", resp.StatusCode, got)
+	}
+}

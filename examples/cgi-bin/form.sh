@@ -11,7 +11,7 @@ if [ "$REQUEST_METHOD" != "POST" ]; then
 fi
 body=$(head -c "${CONTENT_LENGTH:-0}")
 echo "<p>$CONTENT_LENGTH bytes of $(printf %s "$CONTENT_TYPE" | html)</p><dl>"
-printf '%s' "$body" | tr '&' '\n' | while IFS='=' read -r key value; do
+printf '%s\n' "$body" | tr '&' '\n' | while IFS='=' read -r key value; do
   [ -n "$key" ] || continue
   k=$(busybox httpd -d "$(printf %s "$key" | tr + ' ')" | html)
   v=$(busybox httpd -d "$(printf %s "$value" | tr + ' ')" | html)
