@@ -43,7 +43,7 @@ func (rc *Recipe) buildDebian(ctx context.Context, archive io.Writer, opts Optio
 				return res, fmt.Errorf("images: %s: copying cached archive: %w", name, err)
 			}
 			step("unchanged recipe: using the cached archive %s", filepath.Base(cached))
-			step("done: archive %d bytes (%s)", n, humanBytes(n))
+			step("done: archive %d bytes (%s)", n, HumanSize(n))
 			res.Size, res.Cached = n, true
 			return res, nil
 		}
@@ -79,7 +79,7 @@ func (rc *Recipe) buildDebian(ctx context.Context, archive io.Writer, opts Optio
 		return res, fmt.Errorf("images: %s: %w", name, err)
 	}
 	size, files := treeSize(rootfs)
-	step("debootstrap done in %s: %d files, %s", time.Since(start).Round(time.Second), files, humanBytes(size))
+	step("debootstrap done in %s: %d files, %s", time.Since(start).Round(time.Second), files, HumanSize(size))
 
 	versions, err := dpkgVersions(ctx, filepath.Join(rootfs, "var/lib/dpkg"))
 	if err != nil {
@@ -122,7 +122,7 @@ func (rc *Recipe) buildDebian(ctx context.Context, archive io.Writer, opts Optio
 	if len(st.cleared) > 0 {
 		step("cleared the setuid/setgid bits of %d files: %s", len(st.cleared), strings.Join(st.cleared, " "))
 	}
-	step("layer: %d entries, %s (%s compressed)", st.entries, humanBytes(st.bytes), humanBytes(st.compressed))
+	step("layer: %d entries, %s (%s compressed)", st.entries, HumanSize(st.bytes), HumanSize(st.compressed))
 	layer, err := tarball.LayerFromFile(layerPath)
 	if err != nil {
 		return res, fmt.Errorf("images: %s: layer: %w", name, err)

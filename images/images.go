@@ -237,7 +237,7 @@ func (r *recipe) writeImage(ctx context.Context, name string, layer v1.Layer, cr
 	if err := tarball.Write(tag, img, cw); err != nil {
 		return cw.n, fmt.Errorf("images: %s: write archive: %w", name, err)
 	}
-	step("done: archive %d bytes (%s)", cw.n, humanBytes(cw.n))
+	step("done: archive %d bytes (%s)", cw.n, HumanSize(cw.n))
 	return cw.n, nil
 }
 
@@ -253,8 +253,8 @@ func (c *countingWriter) Write(p []byte) (int, error) {
 	return n, err
 }
 
-// humanBytes formats n with a binary unit.
-func humanBytes(n int64) string {
+// HumanSize formats n bytes with a binary unit, e.g. "55.4 MiB".
+func HumanSize(n int64) string {
 	switch {
 	case n >= 1<<30:
 		return fmt.Sprintf("%.1f GiB", float64(n)/(1<<30))

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -22,14 +21,9 @@ func (n errDoctorFailed) Error() string {
 // doctorCmd runs `cgibox doctor [--containerd ADDR] [--data-dir DIR]`: one
 // line per check, and the command that fixes each problem.
 func doctorCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("cgibox doctor", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	var d daemonFlags
-	d.register(fs)
-	if pos, err := parseInterleaved(fs, args); err != nil {
+	d, err := parseDaemonOnly("doctor", args, stderr)
+	if err != nil {
 		return err
-	} else if len(pos) > 0 {
-		return fmt.Errorf("cgibox doctor takes no arguments, got %q", pos)
 	}
 	// The images cgibox builds itself (busybox, perl, python).
 	imgs := map[string]string{}

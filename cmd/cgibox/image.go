@@ -94,7 +94,7 @@ func imageCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		if res.Cached {
 			how = ", from the cache"
 		}
-		fmt.Fprintf(stdout, "built %s in %s: %s%s\n", res.Ref, time.Since(start).Round(time.Millisecond), humanSize(res.Size), how)
+		fmt.Fprintf(stdout, "built %s in %s: %s%s\n", res.Ref, time.Since(start).Round(time.Millisecond), images.HumanSize(res.Size), how)
 	case "import":
 		f, err := os.Open(pos[0])
 		if err != nil {
@@ -125,22 +125,32 @@ func imageCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
 		fmt.Fprintln(tw, "NAME\tSIZE\tCREATED\tPACKAGES")
 		for _, im := range list {
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", im.Name, humanSize(im.Size), im.Created.Format(time.DateTime), packageList(im.Labels))
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", im.Name, images.HumanSize(im.Size), im.Created.Format(time.DateTime), packageList(im.Labels))
 		}
 		tw.Flush()
 	}
 	return nil
 }
 
-func gcCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("cgibox gc", flag.ContinueOnError)
+// parseDaemonOnly parses the command line of a command that takes only
+// the daemon flags.
+func parseDaemonOnly(name string, args []string, stderr io.Writer) (daemonFlags, error) {
+	fs := flag.NewFlagSet("cgibox "+name, flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	var d daemonFlags
 	d.register(fs)
 	if pos, err := parseInterleaved(fs, args); err != nil {
-		return err
+		return d, err
 	} else if len(pos) > 0 {
-		return fmt.Errorf("cgibox gc takes no arguments, got %q", pos)
+		return d, fmt.Errorf("cgibox %s takes no arguments, got %q", name, pos)
+	}
+	return d, nil
+}
+
+func gcCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	d, err := parseDaemonOnly("gc", args, stderr)
+	if err != nil {
+		return err
 	}
 	mgr, err := d.connect(ctx, stderr, sandbox.WithoutStartupSweep())
 	if err != nil {
@@ -169,16 +179,4 @@ func packageList(labels map[string]string) string {
 	}
 	slices.Sort(out)
 	return strings.Join(out, " ")
-}
-
-func humanSize(n int64) string {
-	switch {
-	case n >= 1<<30:
-		return fmt.Sprintf("%.1f GiB", float64(n)/(1<<30))
-	case n >= 1<<20:
-		return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
-	case n >= 1<<10:
-		return fmt.Sprintf("%.1f KiB", float64(n)/(1<<10))
-	}
-	return fmt.Sprintf("%d B", n)
 }
