@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"sync"
 	"time"
 
 	containerd "github.com/containerd/containerd/v2/client"
@@ -73,7 +74,17 @@ type Manager struct {
 	// runtimeBinary is the runc binary the shim runs ("": runc from the
 	// daemon's PATH).
 	runtimeBinary string
+
+	// jobs counts the Runs under way, deletes included; closing is closed
+	// by Close to end them.
+	jobs      sync.WaitGroup
+	closing   chan struct{}
+	closeOnce sync.Once
 }
+
+// closeWait bounds how long Close waits for running jobs to be killed and
+// deleted before it lets go of containerd.
+const closeWait = 15 * time.Second
 
 type config struct {
 	address  string
@@ -142,6 +153,7 @@ func New(ctx context.Context, opts ...Option) (*Manager, error) {
 		return nil, err
 	}
 	m := &Manager{
+		closing:  make(chan struct{}),
 		launcher: launcher,
 		log:      cfg.log,
 		defaults: cfg.defaults.withDefaults(DefaultLimits()),
@@ -253,7 +265,22 @@ func checkStatic(path string) error {
 }
 
 // Close closes the client and stops the private daemon if New started it.
+//
+// Jobs still running are ended (as if their client had gone) and Close
+// waits, up to closeWait, until their containers are deleted, so that
+// stopping cgibox, or its private containerd, leaves nothing behind.
 func (m *Manager) Close() error {
+	m.closeOnce.Do(func() { close(m.closing) })
+	done := make(chan struct{})
+	go func() {
+		m.jobs.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-time.After(closeWait):
+		m.log.Warn("closing while jobs are still being deleted", "waited", closeWait)
+	}
 	err := m.client.Close()
 	if m.daemon != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), daemonStopTimeout+5*time.Second)

@@ -53,6 +53,23 @@ func (m *Manager) Run(ctx context.Context, job Job) (Result, error) {
 	if err := checkJob(job); err != nil {
 		return res, err
 	}
+	// Close ends the job as if its client had gone, and waits for it.
+	m.jobs.Add(1)
+	defer m.jobs.Done()
+	select {
+	case <-m.closing:
+		return res, fmt.Errorf("%w: cgibox is shutting down", ErrUnavailable)
+	default:
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go func() {
+		select {
+		case <-m.closing:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
 	l := job.Limits.withDefaults(m.defaults)
 	args := append([]string{job.Path}, job.Args[min(1, len(job.Args)):]...)
 	dir := job.Dir

@@ -606,3 +606,54 @@ func TestRunCreateFailureLeavesNothing(t *testing.T) {
 		t.Errorf("Run = %v (started %v), want ErrUnavailable before start", err, started)
 	}
 }
+
+// TestCloseEndsRunningJobs: stopping cgibox must not leave a running script
+// or its container behind: Close ends the jobs under way and waits until
+// they are deleted.
+func TestCloseEndsRunningJobs(t *testing.T) {
+	manager(t) // root, the shared daemon, and the empty-namespace check
+	m, err := New(t.Context(), WithAddress(testEnv.manager.Address()), WithLauncher(testEnv.launcher),
+		WithInstance("close-test"), WithoutStartupSweep())
+	if err != nil {
+		t.Fatal(err)
+	}
+	job := scriptJob(t, "#!/bin/sh\ntrap '' TERM\necho started\nwhile :; do sleep 1; done\n")
+	job.Limits.Wall = time.Minute
+	started := make(chan struct{})
+	job.Started = func() { close(started) }
+	job.Stdout = io.Discard
+	type outcome struct {
+		res Result
+		err error
+	}
+	done := make(chan outcome, 1)
+	go func() {
+		res, err := m.Run(t.Context(), job)
+		done <- outcome{res, err}
+	}()
+	select {
+	case <-started:
+	case o := <-done:
+		t.Fatalf("job ended before it started: %+v %v", o.res, o.err)
+	}
+	closed := time.Now()
+	if err := m.Close(); err != nil {
+		t.Errorf("Close: %v", err)
+	}
+	select {
+	case o := <-done:
+		if o.res.Reason == Exited {
+			t.Errorf("job ended as %q; Close must have killed it", o.res.Reason)
+		}
+	default:
+		t.Fatalf("Close returned after %s while the job still ran", time.Since(closed))
+	}
+	// Close waited for the delete: nothing is left right now.
+	ctrs, err := testEnv.manager.Client().Containers(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range ctrs {
+		t.Errorf("container %s left after Close", c.ID())
+	}
+}
