@@ -43,7 +43,10 @@ ensure_go() {
   case "$(uname -m)" in x86_64) arch=amd64 ;; aarch64) arch=arm64 ;; *) arch=$(uname -m) ;; esac
   dir=$(cd "$(mktemp -d)" && GO111MODULE=on GOFLAGS= go mod download -json \
         "golang.org/toolchain@v0.0.1-go$want.linux-$arch" | sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p')
-  [ -x "$dir/bin/go" ] || die "could not fetch Go $want; install Go $want or later by hand"
+  [ -f "$dir/bin/go" ] || die "could not fetch Go $want; install Go $want or later by hand"
+  # The module cache keeps no executable bits; the go command restores them
+  # when it switches toolchains itself, and so must we.
+  chmod +x "$dir"/bin/* "$dir"/pkg/tool/*/*
   export PATH=$dir/bin:$PATH GOTOOLCHAIN=local
 }
 
