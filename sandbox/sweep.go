@@ -1,9 +1,15 @@
 package sandbox
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
@@ -43,6 +49,7 @@ func (m *Manager) Sweep(ctx context.Context) (removed int, err error) {
 			errs = append(errs, err)
 			continue
 		}
+		m.endOrphanShim(c.ID())
 		removed++
 		m.log.Info("swept leftover container", "container", c.ID(),
 			"request", labels[LabelRequest], "site", labels[LabelSite], "instance", labels[LabelInstance])
@@ -92,6 +99,9 @@ func removeContainer(ctx context.Context, c containerd.Container) error {
 	task, err := c.Task(ctx, nil)
 	switch {
 	case err == nil:
+		// The shim holds the task's stdin open until told otherwise; a
+		// gateway that died never told it.
+		_ = task.CloseIO(ctx, containerd.WithStdinCloser)
 		if _, err := task.Delete(ctx, containerd.WithProcessKill); err != nil && !errdefs.IsNotFound(err) {
 			// A task whose shim died cannot be waited for: kill and
 			// force the delete.
@@ -107,4 +117,57 @@ func removeContainer(ctx context.Context, c containerd.Container) error {
 		return fmt.Errorf("delete container %s: %w", c.ID(), err)
 	}
 	return nil
+}
+
+// orphanShimGrace is how long a swept container's shim may take to exit on
+// its own.
+const orphanShimGrace = 2 * time.Second
+
+// endOrphanShim makes sure the shim of a swept container exits. After a
+// gateway crash, containerd 1.6 sometimes deletes the task and container but
+// leaves their shim running (it still holds the dead gateway's stdin FIFO),
+// for half a minute or for good. The shim is found by its exact container id
+// and daemon address, given the grace to exit, then killed.
+func (m *Manager) endOrphanShim(id string) {
+	deadline := time.Now().Add(orphanShimGrace)
+	for {
+		pids := shimPids(id, m.address)
+		if len(pids) == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			for _, pid := range pids {
+				if err := syscall.Kill(pid, syscall.SIGKILL); err == nil {
+					m.log.Warn("killed the orphaned shim of a swept container", "container", id, "pid", pid)
+				}
+			}
+			return
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// shimPids lists the shim processes serving container id for the daemon at
+// address, from their command lines.
+func shimPids(id, address string) []int {
+	procs, _ := filepath.Glob("/proc/[0-9]*/cmdline")
+	var pids []int
+	for _, p := range procs {
+		b, err := os.ReadFile(p)
+		if err != nil || !bytes.HasPrefix(b, []byte("/")) && !bytes.HasPrefix(b, []byte("containerd-shim")) {
+			continue
+		}
+		args := strings.Split(string(bytes.TrimRight(b, "\x00")), "\x00")
+		if !strings.HasPrefix(filepath.Base(args[0]), "containerd-shim") ||
+			!slices.Contains(args, id) || !slices.Contains(args, address) {
+			continue
+		}
+		if i := slices.Index(args, "-id"); i < 0 || i+1 >= len(args) || args[i+1] != id {
+			continue
+		}
+		if pid, err := strconv.Atoi(filepath.Base(filepath.Dir(p))); err == nil {
+			pids = append(pids, pid)
+		}
+	}
+	return pids
 }
