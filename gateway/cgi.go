@@ -286,8 +286,7 @@ func (s *Server) streamPython(ctx context.Context, w http.ResponseWriter, r *htt
 	}()
 	aborted, err := s.writePython(ctx, w, r, conn, stdout)
 	if err != nil {
-		cancel(err)
-		stdout.CloseWithError(err)
+		abandon(stdout, cancel, err)
 	}
 	o := wait()
 	if o.err != nil || o.res.Reason != sandbox.Exited {

@@ -8,7 +8,6 @@ import (
 	"net/http"
 	"regexp"
 	"strings"
-	"time"
 
 	"github.com/cgibox/cgibox/sandbox"
 )
@@ -32,15 +31,11 @@ func (s *Server) streamNPH(ctx context.Context, w http.ResponseWriter, r *http.R
 	stdout *io.PipeReader, cancel context.CancelCauseFunc, wait func() jobOutcome) {
 	defer stdout.Close()
 	br := bufio.NewReaderSize(stdout, 8<<10)
-	timer := time.AfterFunc(s.cfg.HeaderTimeout, func() {
-		cancel(errHeaderTimeout)
-		stdout.CloseWithError(errHeaderTimeout)
-	})
+	timer := s.headerTimer(stdout, cancel)
 	line, err := br.ReadSlice('\n')
 	timer.Stop()
 	if err != nil || !statusLineRE.Match(line) {
-		cancel(errHeaders)
-		stdout.CloseWithError(errHeaders)
+		abandon(stdout, cancel, errHeaders)
 		o := wait()
 		s.setOutcome(w, o, false)
 		s.log.WarnContext(ctx, "NPH script sent no valid status line", "request_id", requestID(w),
@@ -70,8 +65,7 @@ func (s *Server) streamNPH(ctx context.Context, w http.ResponseWriter, r *http.R
 		_, err = io.Copy(out, br)
 	}
 	if err != nil {
-		cancel(errClientGone)
-		stdout.CloseWithError(errClientGone)
+		abandon(stdout, cancel, errClientGone)
 	}
 	o := wait()
 	aborted := err != nil || o.err != nil || o.res.Reason != sandbox.Exited

@@ -144,10 +144,7 @@ func (s *Server) respondParsed(ctx context.Context, w http.ResponseWriter, r *ht
 
 	// The header block is bounded in size by readHeaderBlock and in time
 	// here: a script that never ends it is stopped.
-	timer := time.AfterFunc(s.cfg.HeaderTimeout, func() {
-		cancel(errHeaderTimeout)
-		stdout.CloseWithError(errHeaderTimeout)
-	})
+	timer := s.headerTimer(stdout, cancel)
 	br := bufio.NewReaderSize(stdout, 16<<10)
 	hdr, rejected, herr := readHeaderBlock(br, headerLimits{})
 	timer.Stop()
@@ -166,8 +163,7 @@ func (s *Server) respondParsed(ctx context.Context, w http.ResponseWriter, r *ht
 		p, err = interpretHeaders(hdr, strict)
 	}
 	if err != nil {
-		cancel(fmt.Errorf("%w: %w", errHeaders, err))
-		stdout.CloseWithError(errHeaders)
+		abandon(stdout, cancel, fmt.Errorf("%w: %w", errHeaders, err))
 		o := wait()
 		s.setOutcome(w, o, false)
 		code := http.StatusBadGateway
@@ -207,8 +203,7 @@ func (s *Server) respondParsed(ctx context.Context, w http.ResponseWriter, r *ht
 		if n > 0 {
 			rc.SetWriteDeadline(time.Now().Add(s.cfg.WriteTimeout))
 			if _, werr := sink.Write(buf[:n]); werr != nil {
-				cancel(errClientGone)
-				stdout.CloseWithError(errClientGone)
+				abandon(stdout, cancel, errClientGone)
 				streamErr = errClientGone
 				break
 			}
@@ -237,6 +232,19 @@ func (s *Server) respondParsed(ctx context.Context, w http.ResponseWriter, r *ht
 		h.Set(trailerEnd, string(o.res.Reason))
 	}
 	return ""
+}
+
+// abandon ends the job for why and stops reading its output, so that the
+// job's writer fails instead of blocking.
+func abandon(stdout *io.PipeReader, cancel context.CancelCauseFunc, why error) {
+	cancel(why)
+	stdout.CloseWithError(why)
+}
+
+// headerTimer abandons the job if its header block is not read within
+// HeaderTimeout; the caller stops it once it is.
+func (s *Server) headerTimer(stdout *io.PipeReader, cancel context.CancelCauseFunc) *time.Timer {
+	return time.AfterFunc(s.cfg.HeaderTimeout, func() { abandon(stdout, cancel, errHeaderTimeout) })
 }
 
 // setOutcome records how the job ended for the access log.
