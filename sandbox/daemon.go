@@ -2,6 +2,7 @@ package sandbox
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -69,8 +70,10 @@ disabled_plugins = [
 // dataDir/containerd/{root,state,opt}, the socket dataDir/containerd.sock,
 // the config dataDir/containerd.toml and the log dataDir/containerd.log. It
 // returns once the daemon answers, or an error (bounded by ctx and an
-// internal timeout). A daemon left running by a previous cgibox that was
-// killed (recorded in dataDir/containerd.pid) is stopped first.
+// internal timeout). The daemon's pid file, dataDir/containerd.pid, names
+// this process as its owner. A daemon left running by an owner that is
+// provably gone (killed before it could stop it) is stopped first; one whose
+// owner still runs is an error, never disturbed.
 //
 // The daemon is not tied to ctx: it runs until Stop.
 func StartDaemon(ctx context.Context, dataDir string, log *slog.Logger) (*Daemon, error) {
@@ -112,7 +115,9 @@ func StartDaemon(ctx context.Context, dataDir string, log *slog.Logger) (*Daemon
 	if err := os.WriteFile(configPath, []byte(config), 0o600); err != nil {
 		return nil, fmt.Errorf("write containerd config: %w", err)
 	}
-	stopStale(d.pidFile, configPath, log)
+	if err := stopStale(d.pidFile, configPath, log); err != nil {
+		return nil, err
+	}
 
 	logFile, err := os.OpenFile(filepath.Join(dataDir, "containerd.log"), os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
 	if err != nil {
@@ -133,7 +138,7 @@ func StartDaemon(ctx context.Context, dataDir string, log *slog.Logger) (*Daemon
 		d.waitErr = d.cmd.Wait()
 		close(d.exited)
 	}()
-	if err := os.WriteFile(d.pidFile, []byte(strconv.Itoa(d.cmd.Process.Pid)+"\n"), 0o600); err != nil {
+	if err := writePidFile(d.pidFile, d.cmd.Process.Pid); err != nil {
 		log.Warn("cannot record containerd pid", "err", err)
 	}
 	log.Info("started private containerd", "pid", d.cmd.Process.Pid, "address", d.address,
@@ -224,39 +229,93 @@ func (d *Daemon) Stop(ctx context.Context) error {
 	return nil
 }
 
-// stopStale stops a private containerd that a previous cgibox started with
-// the same config and left behind (it was killed and could not stop it).
-// Only a process whose command line names exactly our config file is
-// touched.
-func stopStale(pidFile, configPath string, log *slog.Logger) {
-	b, err := os.ReadFile(pidFile)
+// pidFile is what dataDir/containerd.pid records: the daemon and the cgibox
+// process that started it, with its start time so that a later process
+// reusing the owner's pid is not taken for it.
+type pidFile struct {
+	PID        int    `json:"pid"`
+	Owner      int    `json:"owner"`
+	OwnerStart uint64 `json:"owner_start"`
+}
+
+func writePidFile(path string, pid int) error {
+	self := os.Getpid()
+	start, err := processStart(self)
 	if err != nil {
-		return
+		return err
 	}
-	pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
-	if err != nil || pid <= 1 {
-		return
-	}
-	cmdline, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "cmdline"))
+	b, err := json.Marshal(pidFile{PID: pid, Owner: self, OwnerStart: start})
 	if err != nil {
-		return
+		return err
+	}
+	return os.WriteFile(path, append(b, '\n'), 0o600)
+}
+
+// readPidFile reads a pid file; one written by an older cgibox holds the
+// daemon's pid alone (the owner is then unknown: zero).
+func readPidFile(path string) (pidFile, error) {
+	b, err := readBounded(path)
+	if err != nil {
+		return pidFile{}, err
+	}
+	var pf pidFile
+	if n, err := strconv.Atoi(strings.TrimSpace(string(b))); err == nil {
+		pf.PID = n
+	} else if err := json.Unmarshal(b, &pf); err != nil {
+		return pidFile{}, fmt.Errorf("%s: %w", path, err)
+	}
+	return pf, nil
+}
+
+// ownerAlive reports whether the process that started a daemon still runs.
+// An unknown owner counts as alive: nothing proves it gone.
+func (pf pidFile) ownerAlive() bool {
+	if pf.Owner <= 0 {
+		return true
+	}
+	start, err := processStart(pf.Owner)
+	return err == nil && start == pf.OwnerStart
+}
+
+// stopStale stops a private containerd with the same config that a cgibox
+// started and left behind: it was killed and could not stop it. Only a
+// process whose command line names exactly our config file is touched, and
+// only when its owner is provably gone; a daemon whose owner runs is an
+// error naming both.
+func stopStale(pidPath, configPath string, log *slog.Logger) error {
+	pf, err := readPidFile(pidPath)
+	if err != nil || pf.PID <= 1 {
+		return nil
+	}
+	cmdline, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pf.PID), "cmdline"))
+	if err != nil {
+		return nil
 	}
 	args := strings.Split(strings.TrimRight(string(cmdline), "\x00"), "\x00")
 	if len(args) != 3 || filepath.Base(args[0]) != "containerd" || args[1] != "--config" || args[2] != configPath {
-		return
+		return nil
 	}
-	log.Warn("stopping a private containerd left by a previous cgibox", "pid", pid)
-	p, err := os.FindProcess(pid)
+	if pf.ownerAlive() {
+		owner := "a process cgibox cannot tell (the pid file predates owner records)"
+		if pf.Owner > 0 {
+			owner = fmt.Sprintf("cgibox pid %d, which still runs", pf.Owner)
+		}
+		return fmt.Errorf("%w: a private containerd (pid %d) already runs for %s, started by %s; "+
+			"not stopping it (stop it with `kill %d` if no cgibox uses it)", ErrUnavailable, pf.PID, filepath.Dir(pidPath), owner, pf.PID)
+	}
+	log.Warn("stopping a private containerd whose cgibox is gone", "pid", pf.PID, "owner", pf.Owner)
+	p, err := os.FindProcess(pf.PID)
 	if err != nil {
-		return
+		return nil
 	}
 	_ = p.Signal(syscall.SIGTERM)
 	deadline := time.Now().Add(daemonStopTimeout)
 	for time.Now().Before(deadline) {
 		if err := p.Signal(syscall.Signal(0)); err != nil {
-			return
+			return nil
 		}
 		time.Sleep(50 * time.Millisecond) // polling a foreign process's exit
 	}
 	_ = p.Signal(syscall.SIGKILL)
+	return nil
 }

@@ -49,7 +49,8 @@ type Check struct {
 
 // DoctorConfig says what Doctor examines.
 type DoctorConfig struct {
-	// Address is the containerd socket, or "auto"/"" as for WithAddress.
+	// Address is the containerd socket, or AddressAuto/AddressPrivate/""
+	// as for WithAddress.
 	Address string
 	// DataDir is cgibox's data directory (a private containerd lives there).
 	DataDir string
@@ -71,9 +72,10 @@ const (
 )
 
 // Doctor examines the host and containerd and returns one Check per item,
-// in a fixed order. When cfg.Address is "auto" and no daemon answers on
-// DefaultAddress or the data directory's socket, it starts a private
-// containerd to examine and stops it before returning.
+// in a fixed order. It finds containerd as cgibox serve would (see
+// doctorConnect): beside a serving cgibox it examines that cgibox's daemon
+// and disturbs nothing; where it has to start a private containerd to
+// examine, it stops it before returning.
 func Doctor(ctx context.Context, cfg DoctorConfig) []Check {
 	if cfg.Log == nil {
 		cfg.Log = slog.New(slog.DiscardHandler)
@@ -166,47 +168,40 @@ func checkBinaries() []Check {
 	return out
 }
 
-// doctorConnect reaches the daemon cgibox would use. With "auto" it tries
-// the standard socket, then a private daemon already running for the data
-// directory (a serving cgibox's), then starts one; cleanup stops it.
+// doctorConnect reaches the daemon cgibox would use, found as every
+// command finds it (openEndpoint): beside a cgibox that holds the data
+// directory, its daemon; else the standard socket; else a private daemon,
+// started for the examination and stopped by cleanup. Without root it only
+// tries the socket it was given or the standard one.
 func doctorConnect(ctx context.Context, cfg DoctorConfig, root bool) (c *containerd.Client, where string, cleanup func(), err error) {
-	if cfg.Address != "auto" && cfg.Address != "" {
-		c, err = connect(ctx, cfg.Address)
-		return c, "on " + cfg.Address, nil, err
-	}
-	c, stdErr := connect(ctx, DefaultAddress)
-	if stdErr == nil {
-		return c, "on the standard socket " + DefaultAddress, nil, nil
+	if !root {
+		addr := cfg.Address
+		if addr == AddressAuto || addr == AddressPrivate || addr == "" {
+			addr = DefaultAddress
+		}
+		c, err = connect(ctx, addr)
+		if err != nil {
+			return nil, "", nil, fmt.Errorf("%w (a private containerd needs root)", err)
+		}
+		return c, "on " + addr, nil, nil
 	}
 	dataDir, err := filepath.Abs(cfg.DataDir)
 	if err != nil {
 		return nil, "", nil, fmt.Errorf("data dir: %w", err)
 	}
-	// The socket name StartDaemon uses under a data directory.
-	private := filepath.Join(dataDir, "containerd.sock")
-	if c, err = connect(ctx, private); err == nil {
-		return c, "as the private daemon of a running cgibox on " + private, nil, nil
-	}
-	if !root {
-		return nil, "", nil, fmt.Errorf("none on %s (%w), and a private one needs root", DefaultAddress, stdErr)
-	}
-	d, err := StartDaemon(ctx, dataDir, cfg.Log)
+	e, err := openEndpoint(ctx, endpointConfig{
+		address: cfg.Address, standard: DefaultAddress, dataDir: dataDir,
+		command: "doctor", share: true, log: cfg.Log,
+	})
 	if err != nil {
-		return nil, "", nil, fmt.Errorf("none on %s, and a private one did not start: %w", DefaultAddress, err)
-	}
-	stop := func() {
-		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), daemonStopTimeout+5*time.Second)
-		defer cancel()
-		if err := d.Stop(sctx); err != nil {
-			cfg.Log.Warn("stopping the doctor's private containerd", "err", err)
-		}
-	}
-	if c, err = connect(ctx, d.Address()); err != nil {
-		stop()
 		return nil, "", nil, err
 	}
-	cleanup = func() { c.Close(); stop() }
-	return c, fmt.Sprintf("as a private daemon started under %s (none answers on %s; cgibox serve does the same)", dataDir, DefaultAddress), cleanup, nil
+	cleanup = func() {
+		if err := e.close(ctx); err != nil {
+			cfg.Log.Warn("closing the doctor's containerd", "err", err)
+		}
+	}
+	return e.client, e.where, cleanup, nil
 }
 
 func checkContainerd(ctx context.Context, c *containerd.Client, where string, cerr error, cfg DoctorConfig) Check {

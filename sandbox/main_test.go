@@ -79,7 +79,8 @@ func setup(ctx context.Context, dir string, log *slog.Logger) error {
 		return fmt.Errorf("start containerd: %w", err)
 	}
 	testEnv.daemon = d
-	m, err := New(ctx, WithAddress(d.Address()), WithLauncher(launcher), WithLogger(log), WithInstance("test"))
+	m, err := New(ctx, WithAddress(d.Address()), WithDataDir(filepath.Join(dir, "manager")),
+		WithLauncher(launcher), WithLogger(log), WithInstance("test"))
 	if err != nil {
 		return fmt.Errorf("new manager: %w", err)
 	}

@@ -64,7 +64,7 @@ func DefaultLimits() Limits {
 // concurrent use.
 type Manager struct {
 	client   *containerd.Client
-	daemon   *Daemon // nil unless New started it
+	endpoint *endpoint
 	address  string
 	launcher string
 	log      *slog.Logger
@@ -88,7 +88,10 @@ const closeWait = 15 * time.Second
 
 type config struct {
 	address  string
+	standard string
 	dataDir  string
+	command  string
+	share    bool
 	launcher string
 	log      *slog.Logger
 	defaults Limits
@@ -100,13 +103,26 @@ type config struct {
 // Option configures New.
 type Option func(*config)
 
-// WithAddress sets the containerd socket: "auto" (the default) uses
-// DefaultAddress when a daemon answers there and otherwise starts a
-// private containerd under the data directory.
+// WithAddress sets the containerd socket, or AddressAuto (the default) or
+// AddressPrivate.
 func WithAddress(addr string) Option { return func(c *config) { c.address = addr } }
 
-// WithDataDir sets where a private containerd keeps its state (default
-// /var/lib/cgibox).
+// WithStandardAddress replaces DefaultAddress as the socket AddressAuto
+// tries (for tests of either host shape on any host).
+func WithStandardAddress(addr string) Option { return func(c *config) { c.standard = addr } }
+
+// WithCommand names the command a held data directory's lock records
+// (default "serve").
+func WithCommand(name string) Option { return func(c *config) { c.command = name } }
+
+// WithShareDataDir lets New work beside another cgibox that holds the data
+// directory: on that cgibox's containerd (with AddressAuto), under an
+// instance of its own, starting and stopping no daemon. Without it a held
+// data directory fails New with a *BusyError.
+func WithShareDataDir() Option { return func(c *config) { c.share = true } }
+
+// WithDataDir sets the data directory (default /var/lib/cgibox): New holds
+// its lock until Close, and a private containerd keeps its state there.
 func WithDataDir(dir string) Option { return func(c *config) { c.dataDir = dir } }
 
 // WithLauncher sets the host path of the static cgibox binary that is
@@ -120,8 +136,9 @@ func WithLogger(l *slog.Logger) Option { return func(c *config) { c.log = l } }
 // zero fields take DefaultLimits().
 func WithDefaults(l Limits) Option { return func(c *config) { c.defaults = l } }
 
-// WithInstance sets the value of the cgibox.instance label (default
-// "cgibox"). Sweep removes this instance's containers.
+// WithInstance sets the value of the cgibox.instance label (default: one
+// derived from the host name and the data directory, stable across
+// restarts). Sweep removes this instance's containers.
 func WithInstance(id string) Option { return func(c *config) { c.instance = id } }
 
 // WithRuntimeBinary makes the runc shim run the runtime binary at path
@@ -134,57 +151,61 @@ func WithRuntimeBinary(path string) Option { return func(c *config) { c.runtime 
 // itself to report what it removed).
 func WithoutStartupSweep() Option { return func(c *config) { c.noSweep = true } }
 
-// New connects to containerd, or starts a private one, checks the launcher
-// and sweeps what a previous run left in the namespace. Errors about
-// containerd itself wrap ErrUnavailable.
+// New takes the data directory, connects to containerd, or starts a
+// private one (see openEndpoint), checks the launcher and sweeps what a
+// previous run left in the namespace. Errors about containerd itself wrap
+// ErrUnavailable; a data directory held by another cgibox is a *BusyError
+// (unless WithShareDataDir).
 func New(ctx context.Context, opts ...Option) (*Manager, error) {
-	cfg := config{address: "auto", dataDir: "/var/lib/cgibox", instance: "cgibox"}
+	cfg := config{address: AddressAuto, standard: DefaultAddress, dataDir: "/var/lib/cgibox", command: "serve"}
 	for _, o := range opts {
 		o(&cfg)
 	}
 	if cfg.log == nil {
 		cfg.log = slog.New(slog.DiscardHandler)
 	}
-	if !validLabelValue(cfg.instance) {
+	if cfg.instance != "" && !validLabelValue(cfg.instance) {
 		return nil, fmt.Errorf("instance %q: must match [A-Za-z0-9_.-]{1,64}", cfg.instance)
 	}
 	launcher, err := resolveLauncher(cfg.launcher)
 	if err != nil {
 		return nil, err
 	}
+	dataDir, err := filepath.Abs(cfg.dataDir)
+	if err != nil {
+		return nil, fmt.Errorf("data directory: %w", err)
+	}
+	e, err := openEndpoint(ctx, endpointConfig{
+		address: cfg.address, standard: cfg.standard, dataDir: dataDir,
+		command: cfg.command, share: cfg.share, log: cfg.log,
+	})
+	if err != nil {
+		return nil, err
+	}
+	instance := cfg.instance
+	if instance == "" {
+		instance = instanceOf(dataDir)
+		if e.beside != nil {
+			// Not the holder's instance: this process's sweep must
+			// leave the holder's running containers alone.
+			instance = fmt.Sprintf("%s-%d", instance, os.Getpid())
+		}
+	}
 	m := &Manager{
+		client:   e.client,
+		endpoint: e,
+		address:  e.address,
 		closing:  make(chan struct{}),
 		launcher: launcher,
 		log:      cfg.log,
 		defaults: cfg.defaults.withDefaults(DefaultLimits()),
-		instance: cfg.instance,
+		instance: instance,
 
 		runtimeBinary: cfg.runtime,
 	}
-	switch cfg.address {
-	case "auto", "":
-		if c, err := connect(ctx, DefaultAddress); err == nil {
-			m.client, m.address = c, DefaultAddress
-		} else {
-			m.log.Info("no containerd answers on the standard socket; starting a private one",
-				"socket", DefaultAddress, "reason", err)
-			d, err := StartDaemon(ctx, cfg.dataDir, cfg.log)
-			if err != nil {
-				return nil, err
-			}
-			c, err := connect(ctx, d.Address())
-			if err != nil {
-				m.stopDaemon(ctx, d)
-				return nil, err
-			}
-			m.client, m.address, m.daemon = c, d.Address(), d
-		}
-	default:
-		c, err := connect(ctx, cfg.address)
-		if err != nil {
-			return nil, err
-		}
-		m.client, m.address = c, cfg.address
+	if e.beside != nil {
+		m.log.Info("data directory held by another cgibox; working beside it",
+			"data_dir", dataDir, "holder", e.beside.String(), "containerd", e.address)
 	}
 	// Recover from a previous run that was killed. A leftover that cannot
 	// be removed now is retried by the next sweep; a daemon that does not
@@ -199,30 +220,6 @@ func New(ctx context.Context, opts ...Option) (*Manager, error) {
 		m.log.Warn("start-up sweep incomplete", "removed", n, "err", err)
 	}
 	return m, nil
-}
-
-// connect dials addr and checks that the daemon answers.
-func connect(ctx context.Context, addr string) (*containerd.Client, error) {
-	if _, err := os.Stat(addr); err != nil {
-		return nil, fmt.Errorf("%w: containerd socket %s: %w", ErrUnavailable, addr, err)
-	}
-	c, err := containerd.New(addr,
-		containerd.WithDefaultNamespace(Namespace),
-		containerd.WithDefaultRuntime(Runtime),
-		containerd.WithTimeout(connectTimeout))
-	if err != nil {
-		return nil, fmt.Errorf("%w: containerd at %s: %w", ErrUnavailable, addr, err)
-	}
-	ctx, cancel := context.WithTimeout(ctx, connectTimeout)
-	defer cancel()
-	if ok, err := c.IsServing(ctx); err != nil || !ok {
-		c.Close()
-		if err == nil {
-			err = errors.New("health check: not serving")
-		}
-		return nil, fmt.Errorf("%w: containerd at %s does not answer: %w", ErrUnavailable, addr, err)
-	}
-	return c, nil
 }
 
 // resolveLauncher makes the launcher path absolute and checks that the
@@ -264,7 +261,8 @@ func checkStatic(path string) error {
 	return nil
 }
 
-// Close closes the client and stops the private daemon if New started it.
+// Close closes the client, stops the private daemon if New started it and
+// lets go of the data directory.
 //
 // Jobs still running are ended (as if their client had gone) and Close
 // waits, up to closeWait, until their containers are deleted, so that
@@ -281,28 +279,18 @@ func (m *Manager) Close() error {
 	case <-time.After(closeWait):
 		m.log.Warn("closing while jobs are still being deleted", "waited", closeWait)
 	}
-	err := m.client.Close()
-	if m.daemon != nil {
-		ctx, cancel := context.WithTimeout(context.Background(), daemonStopTimeout+5*time.Second)
-		defer cancel()
-		err = errors.Join(err, m.daemon.Stop(ctx))
-	}
-	return err
-}
-
-func (m *Manager) stopDaemon(ctx context.Context, d *Daemon) {
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), daemonStopTimeout+5*time.Second)
-	defer cancel()
-	if err := d.Stop(ctx); err != nil {
-		m.log.Warn("stopping private containerd", "err", err)
-	}
+	return m.endpoint.close(context.Background())
 }
 
 // Address is the containerd socket in use.
 func (m *Manager) Address() string { return m.address }
 
 // Private reports whether New started the daemon.
-func (m *Manager) Private() bool { return m.daemon != nil }
+func (m *Manager) Private() bool { return m.endpoint.daemon != nil }
+
+// Where says in words which containerd the manager uses and how it was
+// found.
+func (m *Manager) Where() string { return m.endpoint.where }
 
 // Client exposes the containerd client (for tests and diagnostics); its
 // default namespace is Namespace.

@@ -449,7 +449,7 @@ func TestNewUnreachableSocket(t *testing.T) {
 		t.Fatalf("integration set-up failed: %v", testEnv.setupErr)
 	}
 	sock := filepath.Join(t.TempDir(), "nothing.sock")
-	_, err := New(testContext(t), WithAddress(sock), WithLauncher(testEnv.launcher))
+	_, err := New(testContext(t), WithAddress(sock), WithDataDir(t.TempDir()), WithLauncher(testEnv.launcher))
 	if !errors.Is(err, ErrUnavailable) {
 		t.Errorf("New(%s) = %v, want ErrUnavailable", sock, err)
 	}
@@ -521,19 +521,19 @@ func TestNewAutoStartsPrivateDaemon(t *testing.T) {
 	if testEnv.setupErr != nil {
 		t.Fatalf("integration set-up failed: %v", testEnv.setupErr)
 	}
-	if _, err := os.Stat(DefaultAddress); err == nil {
-		testenv.Skip(t, "a containerd answers on the standard socket; auto would use it")
-	}
 	dataDir, err := os.MkdirTemp("", "cgibox-auto-")
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer os.RemoveAll(dataDir)
-	m, err := New(testContext(t), WithDataDir(dataDir), WithLauncher(testEnv.launcher))
+	// Whatever this host has on the real standard socket, auto here meets
+	// a standard socket where nothing answers.
+	m, err := New(testContext(t), WithDataDir(dataDir), WithLauncher(testEnv.launcher),
+		WithStandardAddress(filepath.Join(dataDir, "no-standard.sock")))
 	if err != nil {
 		t.Fatalf("New(auto): %v", err)
 	}
-	pid := m.daemon.cmd.Process.Pid
+	pid := m.endpoint.daemon.cmd.Process.Pid
 	if !m.Private() || m.Address() != filepath.Join(dataDir, "containerd.sock") {
 		t.Errorf("Private() = %v, Address() = %q; want a private daemon on %s", m.Private(), m.Address(), filepath.Join(dataDir, "containerd.sock"))
 	}
@@ -612,8 +612,8 @@ func TestRunCreateFailureLeavesNothing(t *testing.T) {
 // they are deleted.
 func TestCloseEndsRunningJobs(t *testing.T) {
 	manager(t) // root, the shared daemon, and the empty-namespace check
-	m, err := New(t.Context(), WithAddress(testEnv.manager.Address()), WithLauncher(testEnv.launcher),
-		WithInstance("close-test"), WithoutStartupSweep())
+	m, err := New(t.Context(), WithAddress(testEnv.manager.Address()), WithDataDir(t.TempDir()),
+		WithLauncher(testEnv.launcher), WithInstance("close-test"), WithoutStartupSweep())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -18,6 +18,9 @@ import (
 	"github.com/cgibox/cgibox/sandbox"
 )
 
+const containerdUsage = "containerd socket `address`; auto: the one a cgibox holding --data-dir uses, else the standard socket, " +
+	"else a private daemon; private: always the data directory's private daemon"
+
 // daemonFlags are the flags every command that talks to containerd takes.
 type daemonFlags struct {
 	containerd string
@@ -25,27 +28,18 @@ type daemonFlags struct {
 }
 
 func (d *daemonFlags) register(fs *flag.FlagSet) {
-	fs.StringVar(&d.containerd, "containerd", "auto", "containerd socket `address`; auto: the standard socket, else a private daemon")
+	fs.StringVar(&d.containerd, "containerd", sandbox.AddressAuto, containerdUsage)
 	fs.StringVar(&d.dataDir, "data-dir", "/var/lib/cgibox", "`directory` for cgibox's state and a private containerd")
 }
 
-// connect reaches containerd for a command that serves nothing. Its start-up
-// sweep removes every container of this data directory's instance only when
-// no cgibox is serving with it; otherwise just those past their deadline.
-func (d *daemonFlags) connect(ctx context.Context, stderr io.Writer, opts ...sandbox.Option) (*sandbox.Manager, error) {
+// connect reaches containerd for a command that serves nothing. Beside a
+// cgibox that holds the data directory it works on that cgibox's containerd
+// and leaves it, and its running containers, alone; otherwise it holds the
+// data directory itself until the manager is closed.
+func (d *daemonFlags) connect(ctx context.Context, command string, stderr io.Writer, opts ...sandbox.Option) (*sandbox.Manager, error) {
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
-	instance := instanceID(d.dataDir)
-	lock, err := lockDataDir(d.dataDir)
-	switch {
-	case errors.Is(err, errDataDirBusy):
-		instance = fmt.Sprintf("%s-cmd-%d", instance, os.Getpid())
-	case err != nil:
-		return nil, err
-	default:
-		defer lock.Close()
-	}
 	return sandbox.New(ctx, append([]sandbox.Option{sandbox.WithAddress(d.containerd), sandbox.WithDataDir(d.dataDir),
-		sandbox.WithLogger(log), sandbox.WithInstance(instance)}, opts...)...)
+		sandbox.WithLogger(log), sandbox.WithCommand(command), sandbox.WithShareDataDir()}, opts...)...)
 }
 
 const imageUsage = `usage: cgibox image build NAME|DIR [--mirror URL] | import ARCHIVE | ls | rm NAME  [--containerd ADDR] [--data-dir DIR]`
@@ -76,7 +70,7 @@ func imageCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if !ok || len(pos) != n {
 		return errors.New(imageUsage)
 	}
-	mgr, err := d.connect(ctx, stderr)
+	mgr, err := d.connect(ctx, "image "+sub, stderr)
 	if err != nil {
 		return err
 	}
@@ -152,7 +146,7 @@ func gcCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	mgr, err := d.connect(ctx, stderr, sandbox.WithoutStartupSweep())
+	mgr, err := d.connect(ctx, "gc", stderr, sandbox.WithoutStartupSweep())
 	if err != nil {
 		return err
 	}

@@ -87,7 +87,7 @@ func parseServe(args []string, stderr io.Writer) (*serveOptions, error) {
 	fs.StringVar(&o.tlsKey, "tls-key", "", "private key `file` for --tls-cert (default: in the certificate file)")
 	fs.StringVar(&o.tlsPass, "tls-password-file", "", "`file` holding the password of an encrypted --tls-key")
 	fs.Var(&headers, "header", "add this `'Name: value'` header to every response (repeatable)")
-	fs.StringVar(&o.containerd, "containerd", "auto", "containerd socket `address`; auto: the standard socket, else a private daemon")
+	fs.StringVar(&o.containerd, "containerd", sandbox.AddressAuto, containerdUsage)
 	fs.StringVar(&o.dataDir, "data-dir", "/var/lib/cgibox", "`directory` for cgibox's state and a private containerd")
 	fs.StringVar(&o.image, "image", "busybox", "`image` scripts run in (a cgibox image name or a containerd reference)")
 	fs.Var(&cgiDirs, "cgi-dir", "URL `directory` holding CGI scripts (repeatable; default /cgi-bin and /htbin)")
@@ -222,8 +222,8 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if cfg.CGI {
 		sb, err := startSandbox(ctx, o, log, stderr)
 		switch {
-		case errors.Is(err, errDataDirBusy):
-			return fmt.Errorf("%w (use another --data-dir)", err)
+		case errors.Is(err, sandbox.ErrDataDirBusy):
+			return fmt.Errorf("%w; use another --data-dir", err)
 		case err != nil:
 			// Static files are still served, as a Python user expects; every
 			// CGI request answers 503 until cgibox runs where it can.
@@ -298,40 +298,31 @@ type sandboxed struct {
 	mgr    *sandbox.Manager
 	image  string            // the default image's reference
 	images map[string]string // cgibox's images by name
-	lock   *os.File
 }
 
-func (s *sandboxed) close() {
-	s.mgr.Close()
-	s.lock.Close()
-}
+func (s *sandboxed) close() { s.mgr.Close() }
 
 // startSandbox takes the data directory, connects to containerd (or starts
-// a private one) and makes sure the default image exists.
+// a private one) and makes sure the default image exists. The data
+// directory is held until close.
 func startSandbox(ctx context.Context, o *serveOptions, log *slog.Logger, progress io.Writer) (*sandboxed, error) {
-	lock, err := lockDataDir(o.dataDir)
-	if err != nil {
-		return nil, err
-	}
-	if err := os.MkdirAll(filepath.Join(o.dataDir, "spool"), 0o700); err != nil {
-		lock.Close()
-		return nil, fmt.Errorf("data directory: %w", err)
-	}
 	mgr, err := sandbox.New(ctx,
 		sandbox.WithAddress(o.containerd),
 		sandbox.WithDataDir(o.dataDir),
 		sandbox.WithLogger(log),
-		sandbox.WithInstance(instanceID(o.dataDir)),
 		sandbox.WithRuntimeBinary(o.runtimeBinary),
 	)
 	if err != nil {
-		lock.Close()
 		return nil, err
+	}
+	log.Info("containerd", "where", mgr.Where())
+	if err := os.MkdirAll(filepath.Join(o.dataDir, "spool"), 0o700); err != nil {
+		mgr.Close()
+		return nil, fmt.Errorf("data directory: %w", err)
 	}
 	ref, err := ensureImage(ctx, mgr, o.image, images.Options{Progress: progress, CacheDir: imageCacheDir(o.dataDir)})
 	if err != nil {
 		mgr.Close()
-		lock.Close()
 		return nil, err
 	}
 	// A script's #! line picks one of cgibox's images; those not built yet
@@ -340,7 +331,7 @@ func startSandbox(ctx context.Context, o *serveOptions, log *slog.Logger, progre
 	for _, name := range images.Names() {
 		all[name] = images.Ref(name)
 	}
-	return &sandboxed{mgr: mgr, image: ref, images: all, lock: lock}, nil
+	return &sandboxed{mgr: mgr, image: ref, images: all}, nil
 }
 
 // unavailable answers every job with the reason the sandbox could not start.
