@@ -115,6 +115,8 @@ type Server struct {
 	log    *slog.Logger
 	access *accessLog
 	slots  chan struct{} // CGI concurrency: one token per running script
+	// inFlight counts the requests being handled, for a graceful stop.
+	inFlight *inFlight
 }
 
 // New checks cfg and opens the site root.
@@ -185,6 +187,8 @@ func New(cfg Config) (*Server, error) {
 		log:    cfg.Logger,
 		access: newAccessLog(cfg.LogFormat, cfg.AccessLog),
 		slots:  make(chan struct{}, cfg.MaxConcurrent),
+
+		inFlight: newInFlight(),
 	}
 	s.router = s.routes()
 	return s, nil
@@ -236,6 +240,8 @@ func (s *Server) routes() *httprouter.Router {
 
 // ServeHTTP guards the request, then routes it.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	s.inFlight.begin()
+	defer s.inFlight.end()
 	start := time.Now()
 	rw := &statusWriter{ResponseWriter: w, id: newRequestID()}
 	e := entry{
@@ -305,6 +311,13 @@ func (s *Server) dispatch(w http.ResponseWriter, r *http.Request) {
 	if dir := s.cgiDir(clean); dir != "" && clean != dir {
 		if !s.cfg.CGI {
 			s.fail(w, r, http.StatusForbidden, "CGI is disabled")
+			return
+		}
+		if s.Draining() {
+			// A script started now would be cut by the stop.
+			w.Header().Set("Retry-After", "5")
+			w.Header().Set("Connection", "close")
+			s.fail(w, r, http.StatusServiceUnavailable, "Server is shutting down, try again")
 			return
 		}
 		// A local redirect is served once the script's concurrency slot

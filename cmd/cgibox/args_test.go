@@ -91,7 +91,7 @@ func TestParseSize(t *testing.T) {
 
 func TestVersionCommand(t *testing.T) {
 	var out strings.Builder
-	if err := run(t.Context(), []string{"version"}, &out, io.Discard); err != nil {
+	if err := run(t.Context(), nil, []string{"version"}, &out, io.Discard); err != nil {
 		t.Fatal(err)
 	}
 	if !strings.HasPrefix(out.String(), "cgibox ") || !strings.Contains(out.String(), "go1.") {

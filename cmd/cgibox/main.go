@@ -30,9 +30,8 @@ func main() {
 		fmt.Fprintf(os.Stderr, "cgibox launcher: %v\n", err)
 		os.Exit(127)
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
-	stop()
+	ctx, now := stopSignals()
+	err := run(ctx, now, os.Args[1:], os.Stdout, os.Stderr)
 	switch {
 	case errors.Is(err, flag.ErrHelp):
 	case err != nil:
@@ -41,7 +40,30 @@ func main() {
 	}
 }
 
-func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+// stopSignals turns SIGINT and SIGTERM into the stages of a stop: the first
+// ends ctx (serve drains, every other command stops), the second closes now
+// (serve ends the requests in flight at once and cleans up), the third exits
+// without cleaning up; the next start's sweep removes what is left.
+func stopSignals() (ctx context.Context, now <-chan struct{}) {
+	ctx, cancel := context.WithCancel(context.Background())
+	nowc := make(chan struct{})
+	sigs := make(chan os.Signal, 3)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+	go func() {
+		<-sigs
+		cancel()
+		<-sigs
+		close(nowc)
+		<-sigs
+		fmt.Fprintln(os.Stderr, "cgibox: third signal: exiting without cleaning up")
+		os.Exit(1)
+	}()
+	return ctx, nowc
+}
+
+// run runs the command args names until ctx ends; serve then drains until
+// its requests are done or now is closed.
+func run(ctx context.Context, now <-chan struct{}, args []string, stdout, stderr io.Writer) error {
 	cmd, rest := "serve", args
 	if len(args) > 0 {
 		switch args[0] {
@@ -60,7 +82,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		fmt.Fprintf(stdout, "cgibox %s (%s, %s/%s)\n", version(), runtime.Version(), runtime.GOOS, runtime.GOARCH)
 		return nil
 	}
-	return serve(ctx, rest, stdout, stderr)
+	return serve(ctx, now, rest, stdout, stderr)
 }
 
 // version is the module version stamped by the Go toolchain, or "devel".

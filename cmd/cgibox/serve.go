@@ -50,6 +50,7 @@ type serveOptions struct {
 	runtimeBinary string
 
 	timeout       time.Duration
+	drainTimeout  time.Duration
 	memory        int64
 	pids          int64
 	cpus          float64
@@ -68,7 +69,7 @@ func parseServe(args []string, stderr io.Writer) (*serveOptions, error) {
 	cwd, _ := os.Getwd()
 	var cgi bool
 	var headers, cgiDirs stringList
-	timeout := positiveDuration(30 * time.Second)
+	timeout, drainTimeout := positiveDuration(30*time.Second), positiveDuration(30*time.Second)
 	memory, maxOutput, maxBody := byteSize(128<<20), byteSize(64<<20), byteSize(gateway.DefaultMaxBody)
 	logLevel := "info"
 	for _, name := range []string{"b", "bind"} {
@@ -95,6 +96,7 @@ func parseServe(args []string, stderr io.Writer) (*serveOptions, error) {
 	fs.BoolVar(&o.nph, "nph", false, "let scripts named nph-* send their own status line and headers, unparsed")
 	fs.BoolVar(&o.passAuth, "pass-authorization", false, "pass the Authorization header to scripts as HTTP_AUTHORIZATION")
 	fs.Var(&timeout, "timeout", "wall-clock `limit` of one script")
+	fs.Var(&drainTimeout, "drain-timeout", "on SIGTERM or SIGINT, how `long` requests in flight may take to finish before they are ended")
 	fs.Var(&memory, "memory", "memory `limit` of one script, without swap")
 	fs.Int64Var(&o.pids, "pids", 64, "process `limit` of one script")
 	fs.Float64Var(&o.cpus, "cpus", 0.5, "CPU `cores` one script may use")
@@ -155,7 +157,7 @@ func parseServe(args []string, stderr io.Writer) (*serveOptions, error) {
 		return nil, fmt.Errorf("--directory %q: not a directory", o.directory)
 	}
 	o.cgiDirs = cgiDirs
-	o.timeout, o.memory = time.Duration(timeout), int64(memory)
+	o.timeout, o.drainTimeout, o.memory = time.Duration(timeout), time.Duration(drainTimeout), int64(memory)
 	o.maxOutput, o.maxBody = int64(maxOutput), int64(maxBody)
 	return o, nil
 }
@@ -184,8 +186,9 @@ func validHeaderName(s string) bool {
 	return true
 }
 
-// serve runs the server until ctx ends.
-func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+// serve runs the server until ctx ends, then drains it: the requests in
+// flight may finish for up to --drain-timeout, or until now is closed.
+func serve(ctx context.Context, now <-chan struct{}, args []string, stdout, stderr io.Writer) error {
 	o, err := parseServe(args, stderr)
 	if err != nil {
 		return err
@@ -285,12 +288,40 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	case <-ctx.Done():
 	}
 	fmt.Fprintln(stdout, "\nKeyboard interrupt received, exiting.")
-	shutdownCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-	defer cancel()
-	if err := srv.Shutdown(shutdownCtx); err != nil {
-		srv.Close()
-	}
+	drain(context.WithoutCancel(ctx), srv, gw, o.drainTimeout, now, log)
+	// The deferred closes end what is left, delete its containers and stop
+	// a private containerd this process started.
 	return nil
+}
+
+// drain stops srv gracefully: no new connections, new CGI requests 503,
+// and the requests in flight (hijacked streams included, which
+// http.Server.Shutdown does not wait for) given until timeout, or until now
+// is closed, to finish.
+func drain(ctx context.Context, srv *http.Server, gw *gateway.Server, timeout time.Duration, now <-chan struct{}, log *slog.Logger) {
+	start := time.Now()
+	gw.Drain()
+	log.Info("draining: waiting for the requests in flight", "in_flight", gw.InFlight(), "timeout", timeout)
+	ctx, cancel := context.WithTimeoutCause(ctx, timeout, errors.New("drain timeout"))
+	defer cancel()
+	go func() {
+		select {
+		case <-now:
+			log.Warn("second signal: ending the requests in flight now", "in_flight", gw.InFlight())
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	err := srv.Shutdown(ctx) // closes the listeners and idle connections
+	if err == nil {
+		err = gw.WaitIdle(ctx)
+	}
+	if err != nil {
+		log.Warn("drain incomplete: ending what is left", "in_flight", gw.InFlight(), "err", err)
+		srv.Close()
+		return
+	}
+	log.Info("drained", "took", time.Since(start).Round(time.Millisecond))
 }
 
 // sandboxed is the running sandbox of a serving cgibox.
