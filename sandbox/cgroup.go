@@ -1,7 +1,15 @@
 package sandbox
 
 import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"syscall"
 )
 
@@ -31,10 +39,18 @@ const (
 	CgroupUnknown = "unknown"
 )
 
+// cgroupFileMax bounds what is read from one cgroup file. cgroup.procs is
+// the largest: a line of at most 8 bytes per process, far below this for
+// any container under a pids limit.
+const cgroupFileMax = 1 << 20
+
 // Cgroups is the host's cgroup filesystem. Get one with DetectCgroups.
 type Cgroups struct {
 	root string
 	mode string
+	// kill signals a process; nil means syscall.Kill. Tests record
+	// instead of signalling.
+	kill func(pid int, sig syscall.Signal) error
 }
 
 // DetectCgroups returns the cgroup filesystem mounted at root ("" means
@@ -74,4 +90,122 @@ func statfsType(path string) int64 {
 		return 0
 	}
 	return int64(st.Type)
+}
+
+// dir is the cgroup directory of container id (in Namespace) in the
+// hierarchy of controller. runc with the cgroupfs driver, the one cgibox
+// configures (no SystemdCgroup in its runtime options), puts the container
+// at /<namespace>/<id> (withCgroupsPath) below each v1 hierarchy, or below
+// the root on v2. The systemd driver would put it in a slice
+// (<slice>/<prefix>-<id>.scope) instead; cgibox does not use it, and
+// these paths would not find such a container.
+func (c Cgroups) dir(controller, id string) (string, error) {
+	// id comes from cgibox, but a ".." or "/" here would name another
+	// cgroup, and Kill would kill its processes.
+	if id == "" || id == "." || id == ".." || strings.ContainsRune(id, '/') {
+		return "", fmt.Errorf("cgroup of container %q: not a container id", id)
+	}
+	switch c.mode {
+	case CgroupV1, CgroupHybrid:
+		// Hybrid hosts keep every controller on v1; runc also makes
+		// the cgroup in the unified hierarchy, but limits and counters
+		// are on v1.
+		return filepath.Join(c.root, controller, Namespace, id), nil
+	case CgroupV2:
+		return filepath.Join(c.root, Namespace, id), nil
+	}
+	return "", fmt.Errorf("cgroup of container %s: no cgroup filesystem at %s", id, c.root)
+}
+
+// read returns the file name of container id's cgroup in the hierarchy of
+// controller, at most cgroupFileMax bytes of it.
+func (c Cgroups) read(controller, id, name string) ([]byte, error) {
+	dir, err := c.dir(controller, id)
+	if err != nil {
+		return nil, err
+	}
+	f, err := os.Open(filepath.Join(dir, name))
+	if err != nil {
+		return nil, fmt.Errorf("cgroup of container %s: %w", id, err)
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, cgroupFileMax))
+	if err != nil {
+		return nil, fmt.Errorf("cgroup of container %s: %w", id, err)
+	}
+	return b, nil
+}
+
+// Processes lists the host pids of the processes in the cgroup of
+// container id: on v1 and hybrid hosts from the pids hierarchy (runc joins
+// every hierarchy, and cgibox needs pids for its process limit), on v2
+// from the unified one. A cgroup that does not exist has none.
+func (c Cgroups) Processes(id string) ([]int, error) {
+	b, err := c.read("pids", id, "cgroup.procs")
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	return parseProcs(b), nil
+}
+
+// parseProcs reads cgroup.procs: one pid a line, each line ending in a
+// newline. A last line without one was cut by the read bound, and a part of
+// a pid is another process's pid: it is dropped. So are pids 0 and 1, which
+// are never in a container's cgroup and which kill(2) would take for a
+// process group or the host's init.
+func parseProcs(b []byte) []int {
+	var pids []int
+	for len(b) > 0 {
+		line, rest, ok := bytes.Cut(b, []byte("\n"))
+		if !ok {
+			break
+		}
+		b = rest
+		if pid, err := strconv.Atoi(string(line)); err == nil && pid > 1 {
+			pids = append(pids, pid)
+		}
+	}
+	return pids
+}
+
+// Kill sends SIGKILL to every process in the cgroup of container id and
+// says how many it found. On v2 it writes "1" to cgroup.kill (Linux 5.14+),
+// which kills the whole cgroup at once, forks racing with it included.
+// Without cgroup.kill, and on v1, it signals each listed pid, so a process
+// forked meanwhile lives until the next call: callers repeat until none is
+// found.
+func (c Cgroups) Kill(id string) (int, error) {
+	pids, err := c.Processes(id)
+	if err != nil || len(pids) == 0 {
+		return 0, err
+	}
+	if c.mode == CgroupV2 {
+		dir, err := c.dir("", id)
+		if err != nil {
+			return 0, err
+		}
+		// O_WRONLY without O_CREATE: a kernel without cgroup.kill has
+		// no such file, and none must be made.
+		if f, err := os.OpenFile(filepath.Join(dir, "cgroup.kill"), os.O_WRONLY, 0); err == nil {
+			_, werr := f.WriteString("1")
+			if cerr := f.Close(); werr == nil && cerr == nil {
+				return len(pids), nil
+			}
+			// A failed write falls back to signalling each pid.
+		}
+	}
+	kill := c.kill
+	if kill == nil {
+		kill = syscall.Kill
+	}
+	n := 0
+	for _, pid := range pids {
+		if kill(pid, syscall.SIGKILL) == nil {
+			n++
+		}
+	}
+	return n, nil
 }

@@ -1,6 +1,17 @@
 package sandbox
 
-import "testing"
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"syscall"
+	"testing"
+)
 
 func TestCgroupMode(t *testing.T) {
 	tests := []struct {
@@ -22,5 +33,163 @@ func TestCgroupMode(t *testing.T) {
 				t.Errorf("cgroupMode(%#x, %#x) = %s, want %s", tt.root, tt.unified, got, tt.want)
 			}
 		})
+	}
+}
+
+// fakeCgroups builds a cgroup filesystem of the given mode in a temporary
+// directory: files maps paths below the root to their contents.
+func fakeCgroups(t *testing.T, mode string, files map[string]string) Cgroups {
+	t.Helper()
+	root := t.TempDir()
+	for name, content := range files {
+		p := filepath.Join(root, name)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return Cgroups{root: root, mode: mode}
+}
+
+// The container of these tests, as withCgroupsPath places it.
+const (
+	fakeID  = "cgibox-req1"
+	fakeCg  = Namespace + "/" + fakeID
+	fakeV1  = "pids/" + fakeCg + "/"
+	fakeV2  = fakeCg + "/"
+	fakeUni = "unified/" + fakeCg + "/"
+)
+
+func TestCgroupsProcesses(t *testing.T) {
+	tests := []struct {
+		name  string
+		mode  string
+		files map[string]string
+		id    string
+		want  []int
+		err   bool
+	}{
+		{"v1: the pids hierarchy", CgroupV1, map[string]string{fakeV1 + "cgroup.procs": "4242\n4243\n",
+			"memory/" + fakeCg + "/cgroup.procs": "9\n"}, fakeID, []int{4242, 4243}, false},
+		{"hybrid: v1, not unified", CgroupHybrid, map[string]string{fakeV1 + "cgroup.procs": "4242\n",
+			fakeUni + "cgroup.procs": "7\n"}, fakeID, []int{4242}, false},
+		{"v2: the unified hierarchy", CgroupV2, map[string]string{fakeV2 + "cgroup.procs": "4242\n4243\n4244\n",
+			"pids/" + fakeCg + "/cgroup.procs": "7\n"}, fakeID, []int{4242, 4243, 4244}, false},
+		{"empty cgroup", CgroupV2, map[string]string{fakeV2 + "cgroup.procs": ""}, fakeID, nil, false},
+		{"no such cgroup", CgroupV2, map[string]string{Namespace + "/other/cgroup.procs": "7\n"}, fakeID, nil, false},
+		{"line cut by the read bound", CgroupV2, map[string]string{fakeV2 + "cgroup.procs": "4242\n12"}, fakeID, []int{4242}, false},
+		{"pids 0 and 1 and junk", CgroupV1, map[string]string{fakeV1 + "cgroup.procs": "0\n1\n-5\nx\n4242\n"}, fakeID, []int{4242}, false},
+		{"no cgroup filesystem", CgroupUnknown, map[string]string{fakeV2 + "cgroup.procs": "4242\n"}, fakeID, nil, true},
+		{"id climbing out", CgroupV2, map[string]string{"cgroup.procs": "4242\n"}, "..", nil, true},
+		{"id with a slash", CgroupV2, map[string]string{"x/cgroup.procs": "4242\n"}, "../x", nil, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := fakeCgroups(t, tt.mode, tt.files)
+			got, err := c.Processes(tt.id)
+			if (err != nil) != tt.err || !slices.Equal(got, tt.want) {
+				t.Errorf("%s tree %q: Processes(%q) = %v, %v; want %v, error %v", tt.mode, tt.files, tt.id, got, err, tt.want, tt.err)
+			}
+		})
+	}
+}
+
+// TestCgroupsProcessesBounded reads a cgroup.procs larger than
+// cgroupFileMax: the pids up to the bound, and not the one it cuts.
+func TestCgroupsProcessesBounded(t *testing.T) {
+	const line = "123456\n"
+	in := strings.Repeat(line, 2*cgroupFileMax/len(line))
+	c := fakeCgroups(t, CgroupV2, map[string]string{fakeV2 + "cgroup.procs": in})
+	got, err := c.Processes(fakeID)
+	want := cgroupFileMax / len(line) // whole lines within the bound
+	if err != nil || len(got) != want || slices.ContainsFunc(got, func(p int) bool { return p != 123456 }) {
+		t.Errorf("Processes of a %d-byte cgroup.procs of %q lines = %d pids (%v), want %d pids 123456", len(in), line, len(got), err, want)
+	}
+}
+
+func TestCgroupsKill(t *testing.T) {
+	tests := []struct {
+		name      string
+		mode      string
+		files     map[string]string
+		signalled []int  // pids that get SIGKILL
+		killFile  string // path of a cgroup.kill to look at
+		wantKill  string // what it must hold afterwards
+		gone      []int  // pids the fake reports as already dead
+		wantN     int
+	}{
+		{"v1 signals each pid", CgroupV1, map[string]string{fakeV1 + "cgroup.procs": "4242\n4243\n"},
+			[]int{4242, 4243}, "", "", nil, 2},
+		{"hybrid signals each pid, leaves unified alone", CgroupHybrid,
+			map[string]string{fakeV1 + "cgroup.procs": "4242\n", fakeUni + "cgroup.procs": "4242\n", fakeUni + "cgroup.kill": ""},
+			[]int{4242}, fakeUni + "cgroup.kill", "", nil, 1},
+		{"v2 writes cgroup.kill", CgroupV2, map[string]string{fakeV2 + "cgroup.procs": "4242\n4243\n", fakeV2 + "cgroup.kill": ""},
+			nil, fakeV2 + "cgroup.kill", "1", nil, 2},
+		{"v2 before Linux 5.14 signals each pid", CgroupV2, map[string]string{fakeV2 + "cgroup.procs": "4242\n4243\n"},
+			[]int{4242, 4243}, fakeV2 + "cgroup.kill", "(none)", nil, 2},
+		{"v2 empty cgroup: nothing to kill", CgroupV2, map[string]string{fakeV2 + "cgroup.procs": "", fakeV2 + "cgroup.kill": ""},
+			nil, fakeV2 + "cgroup.kill", "", nil, 0},
+		{"a pid already gone is not counted", CgroupV1, map[string]string{fakeV1 + "cgroup.procs": "4242\n4243\n"},
+			[]int{4242, 4243}, "", "", []int{4243}, 1},
+		{"no such cgroup", CgroupV1, map[string]string{}, nil, "", "", nil, 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := fakeCgroups(t, tt.mode, tt.files)
+			var signalled []int
+			c.kill = func(pid int, sig syscall.Signal) error {
+				if sig != syscall.SIGKILL {
+					t.Errorf("pid %d got signal %v, want SIGKILL", pid, sig)
+				}
+				signalled = append(signalled, pid)
+				if slices.Contains(tt.gone, pid) {
+					return syscall.ESRCH
+				}
+				return nil
+			}
+			n, err := c.Kill(fakeID)
+			if err != nil || n != tt.wantN || !slices.Equal(signalled, tt.signalled) {
+				t.Errorf("%s tree %q: Kill = %d, %v, signalled %v; want %d, signalled %v", tt.mode, tt.files, n, err, signalled, tt.wantN, tt.signalled)
+			}
+			if tt.killFile != "" {
+				b, err := os.ReadFile(filepath.Join(c.root, tt.killFile))
+				got := string(b)
+				if errors.Is(err, fs.ErrNotExist) {
+					got = "(none)"
+				}
+				if got != tt.wantKill {
+					t.Errorf("%s tree %q: %s holds %q after Kill, want %q", tt.mode, tt.files, tt.killFile, got, tt.wantKill)
+				}
+			}
+		})
+	}
+}
+
+// TestCgroupsKillSignalsProcesses kills real processes through the default
+// kill function: their pids are in a fake cgroup.procs.
+func TestCgroupsKillSignalsProcesses(t *testing.T) {
+	var cmds []*exec.Cmd
+	var procs strings.Builder
+	for range 2 {
+		cmd := exec.Command("sleep", "1000")
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+		cmds = append(cmds, cmd)
+		fmt.Fprintf(&procs, "%d\n", cmd.Process.Pid)
+	}
+	c := fakeCgroups(t, CgroupV1, map[string]string{fakeV1 + "cgroup.procs": procs.String()})
+	if n, err := c.Kill(fakeID); n != 2 || err != nil {
+		t.Fatalf("Kill with cgroup.procs %q = %d, %v; want 2, nil", procs.String(), n, err)
+	}
+	for _, cmd := range cmds {
+		err := cmd.Wait()
+		var exit *exec.ExitError
+		if !errors.As(err, &exit) || exit.Sys().(syscall.WaitStatus).Signal() != syscall.SIGKILL {
+			t.Errorf("sleep %d ended with %v, want killed by SIGKILL", cmd.Process.Pid, err)
+		}
 	}
 }
