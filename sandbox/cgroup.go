@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+	"time"
 )
 
 // This file is what cgibox knows of the host's cgroup filesystem: which
@@ -208,4 +209,79 @@ func (c Cgroups) Kill(id string) (int, error) {
 		}
 	}
 	return n, nil
+}
+
+// The counters below are the ones the shim's metrics come from (see
+// cgroupUsage). cgibox takes them from the shim; tests read them here to
+// hold a Result against what the kernel says.
+
+// peakMemory is the most memory the cgroup of container id has used, in
+// bytes: memory.max_usage_in_bytes on v1, memory.peak on v2, which Linux
+// has from 5.19 (before, the error wraps fs.ErrNotExist).
+func (c Cgroups) peakMemory(id string) (int64, error) {
+	name := "memory.max_usage_in_bytes"
+	if c.mode == CgroupV2 {
+		name = "memory.peak"
+	}
+	b, err := c.read("memory", id, name)
+	if err != nil {
+		return 0, err
+	}
+	n, err := strconv.ParseInt(string(bytes.TrimSpace(b)), 10, 64)
+	if err != nil {
+		return 0, fmt.Errorf("cgroup of container %s: %s: %w", id, name, err)
+	}
+	return n, nil
+}
+
+// oomKills is how many processes of the cgroup of container id the OOM
+// killer killed: oom_kill of memory.oom_control on v1 (Linux 4.13+), of
+// memory.events on v2.
+func (c Cgroups) oomKills(id string) (uint64, error) {
+	name := "memory.oom_control"
+	if c.mode == CgroupV2 {
+		name = "memory.events"
+	}
+	return c.keyed("memory", id, name, "oom_kill")
+}
+
+// cpuUsage is the CPU time the cgroup of container id has used:
+// cpuacct.usage (nanoseconds) on v1, usage_usec of cpu.stat on v2 (there
+// with or without the cpu controller).
+func (c Cgroups) cpuUsage(id string) (time.Duration, error) {
+	if c.mode == CgroupV2 {
+		us, err := c.keyed("cpu", id, "cpu.stat", "usage_usec")
+		return time.Duration(us) * time.Microsecond, err
+	}
+	b, err := c.read("cpuacct", id, "cpuacct.usage")
+	if err != nil {
+		return 0, err
+	}
+	ns, err := strconv.ParseInt(string(bytes.TrimSpace(b)), 10, 64)
+	if err != nil {
+		return 0, fmt.Errorf("cgroup of container %s: cpuacct.usage: %w", id, err)
+	}
+	return time.Duration(ns), nil
+}
+
+// keyed reads the value of key in a flat keyed file ("key value" lines,
+// cgroup-v2.rst "Interface Files"; v1's memory.oom_control has the same
+// form).
+func (c Cgroups) keyed(controller, id, name, key string) (uint64, error) {
+	b, err := c.read(controller, id, name)
+	if err != nil {
+		return 0, err
+	}
+	for line := range strings.Lines(string(b)) {
+		k, v, ok := strings.Cut(strings.TrimSpace(line), " ")
+		if !ok || k != key {
+			continue
+		}
+		n, err := strconv.ParseUint(v, 10, 64)
+		if err != nil {
+			return 0, fmt.Errorf("cgroup of container %s: %s %s: %w", id, name, key, err)
+		}
+		return n, nil
+	}
+	return 0, fmt.Errorf("cgroup of container %s: no %s in %s", id, key, name)
 }

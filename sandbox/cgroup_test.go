@@ -11,6 +11,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 )
 
 func TestCgroupMode(t *testing.T) {
@@ -191,5 +192,71 @@ func TestCgroupsKillSignalsProcesses(t *testing.T) {
 		if !errors.As(err, &exit) || exit.Sys().(syscall.WaitStatus).Signal() != syscall.SIGKILL {
 			t.Errorf("sleep %d ended with %v, want killed by SIGKILL", cmd.Process.Pid, err)
 		}
+	}
+}
+
+// TestCgroupsCounters reads peak memory, OOM kills and CPU time from fake
+// trees in the formats of the kernel's documentation.
+func TestCgroupsCounters(t *testing.T) {
+	const (
+		v1mem = "memory/" + fakeCg + "/"
+		v1cpu = "cpuacct/" + fakeCg + "/"
+	)
+	v2events := "low 0\nhigh 0\nmax 12\noom 3\noom_kill 2\noom_group_kill 0\n"
+	v2cpu := "usage_usec 1500000\nuser_usec 1000000\nsystem_usec 500000\nnr_periods 40\nnr_throttled 2\nthrottled_usec 9000\n"
+	tests := []struct {
+		name      string
+		mode      string
+		files     map[string]string
+		peak      int64
+		oomKills  uint64
+		cpu       time.Duration
+		peakErr   error // errors.Is target; nil: no error
+		noOOMKill bool  // oomKills fails
+	}{
+		{"v1", CgroupV1, map[string]string{
+			v1mem + "memory.max_usage_in_bytes": "50331648\n",
+			v1mem + "memory.oom_control":        "oom_kill_disable 0\nunder_oom 0\noom_kill 1\n",
+			v1cpu + "cpuacct.usage":             "1500000000\n",
+			// v2 names in the v1 places must not be read.
+			v1mem + "memory.peak": "1\n", v1mem + "memory.events": "oom_kill 9\n",
+		}, 48 << 20, 1, 1500 * time.Millisecond, nil, false},
+		{"hybrid reads v1", CgroupHybrid, map[string]string{
+			v1mem + "memory.max_usage_in_bytes": "4096\n",
+			v1mem + "memory.oom_control":        "oom_kill_disable 0\nunder_oom 0\noom_kill 0\n",
+			v1cpu + "cpuacct.usage":             "7\n",
+			fakeUni + "cpu.stat":                v2cpu,
+		}, 4096, 0, 7, nil, false},
+		{"v2", CgroupV2, map[string]string{
+			fakeV2 + "memory.peak":   "50331648\n",
+			fakeV2 + "memory.events": v2events,
+			fakeV2 + "cpu.stat":      v2cpu,
+		}, 48 << 20, 2, 1500 * time.Millisecond, nil, false},
+		{"v2 before Linux 5.19: no memory.peak", CgroupV2, map[string]string{
+			fakeV2 + "memory.events": v2events,
+			fakeV2 + "cpu.stat":      v2cpu,
+		}, 0, 2, 1500 * time.Millisecond, fs.ErrNotExist, false},
+		{"v1 before Linux 4.13: no oom_kill", CgroupV1, map[string]string{
+			v1mem + "memory.max_usage_in_bytes": "4096\n",
+			v1mem + "memory.oom_control":        "oom_kill_disable 0\nunder_oom 0\n",
+			v1cpu + "cpuacct.usage":             "7\n",
+		}, 4096, 0, 7, nil, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := fakeCgroups(t, tt.mode, tt.files)
+			peak, err := c.peakMemory(fakeID)
+			if peak != tt.peak || (tt.peakErr == nil) != (err == nil) || (tt.peakErr != nil && !errors.Is(err, tt.peakErr)) {
+				t.Errorf("%s tree %q: peakMemory = %d, %v; want %d, error %v", tt.mode, tt.files, peak, err, tt.peak, tt.peakErr)
+			}
+			kills, err := c.oomKills(fakeID)
+			if kills != tt.oomKills || (err != nil) != tt.noOOMKill {
+				t.Errorf("%s tree %q: oomKills = %d, %v; want %d, error %v", tt.mode, tt.files, kills, err, tt.oomKills, tt.noOOMKill)
+			}
+			cpu, err := c.cpuUsage(fakeID)
+			if cpu != tt.cpu || err != nil {
+				t.Errorf("%s tree %q: cpuUsage = %v, %v; want %v", tt.mode, tt.files, cpu, err, tt.cpu)
+			}
+		})
 	}
 }
