@@ -372,7 +372,7 @@ try test -e /dev/mem
 try test -e /dev/kmsg
 try test -c /dev/null
 try sh -c 'head -c 5 /dev/urandom | wc -c | grep -q 5'
-try test -e /sys/fs/cgroup/memory
+try grep -Eq ' cgroup2? ' /proc/self/mounts
 `
 	job := scriptJob(t, script)
 	_, out, errOut, err := run(t, testContext(t), job)
@@ -389,7 +389,7 @@ test -e /dev/mem: fail
 test -e /dev/kmsg: fail
 test -c /dev/null: ok
 sh -c head -c 5 /dev/urandom | wc -c | grep -q 5: ok
-test -e /sys/fs/cgroup/memory: fail
+grep -Eq  cgroup2?  /proc/self/mounts: fail
 `
 	if out != want {
 		t.Errorf("filesystem checks:\n%s\nwant:\n%s", out, want)
