@@ -99,7 +99,9 @@ func statfsType(path string) int64 {
 // at /<namespace>/<id> (withCgroupsPath) below each v1 hierarchy, or below
 // the root on v2. The systemd driver would put it in a slice
 // (<slice>/<prefix>-<id>.scope) instead; cgibox does not use it, and
-// these paths would not find such a container.
+// these paths would not find such a container. Nor would they on a v1
+// host with one hierarchy mounted at the root itself, which no supported
+// distribution does (each controller has its directory below the root).
 func (c Cgroups) dir(controller, id string) (string, error) {
 	// id comes from cgibox, but a ".." or "/" here would name another
 	// cgroup, and Kill would kill its processes.
