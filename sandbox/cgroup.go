@@ -104,7 +104,7 @@ func statfsType(path string) int64 {
 // distribution does (each controller has its directory below the root).
 func (c Cgroups) dir(controller, id string) (string, error) {
 	// id comes from cgibox, but a ".." or "/" here would name another
-	// cgroup, and Kill would kill its processes.
+	// cgroup, and killAll would kill its processes.
 	if id == "" || id == "." || id == ".." || strings.ContainsRune(id, '/') {
 		return "", fmt.Errorf("cgroup of container %q: not a container id", id)
 	}
@@ -174,13 +174,13 @@ func parseProcs(b []byte) []int {
 	return pids
 }
 
-// Kill sends SIGKILL to every process in the cgroup of container id and
+// killAll sends SIGKILL to every process in the cgroup of container id and
 // says how many it found. On v2 it writes "1" to cgroup.kill (Linux 5.14+),
 // which kills the whole cgroup at once, forks racing with it included.
 // Without cgroup.kill, and on v1, it signals each listed pid, so a process
 // forked meanwhile lives until the next call: callers repeat until none is
 // found.
-func (c Cgroups) Kill(id string) (int, error) {
+func (c Cgroups) killAll(id string) (int, error) {
 	pids, err := c.Processes(id)
 	if err != nil || len(pids) == 0 {
 		return 0, err

@@ -150,9 +150,9 @@ func TestCgroupsKill(t *testing.T) {
 				}
 				return nil
 			}
-			n, err := c.Kill(fakeID)
+			n, err := c.killAll(fakeID)
 			if err != nil || n != tt.wantN || !slices.Equal(signalled, tt.signalled) {
-				t.Errorf("%s tree %q: Kill = %d, %v, signalled %v; want %d, signalled %v", tt.mode, tt.files, n, err, signalled, tt.wantN, tt.signalled)
+				t.Errorf("%s tree %q: killAll = %d, %v, signalled %v; want %d, signalled %v", tt.mode, tt.files, n, err, signalled, tt.wantN, tt.signalled)
 			}
 			if tt.killFile != "" {
 				b, err := os.ReadFile(filepath.Join(c.root, tt.killFile))
@@ -161,7 +161,7 @@ func TestCgroupsKill(t *testing.T) {
 					got = "(none)"
 				}
 				if got != tt.wantKill {
-					t.Errorf("%s tree %q: %s holds %q after Kill, want %q", tt.mode, tt.files, tt.killFile, got, tt.wantKill)
+					t.Errorf("%s tree %q: %s holds %q after killAll, want %q", tt.mode, tt.files, tt.killFile, got, tt.wantKill)
 				}
 			}
 		})
@@ -183,8 +183,8 @@ func TestCgroupsKillSignalsProcesses(t *testing.T) {
 		fmt.Fprintf(&procs, "%d\n", cmd.Process.Pid)
 	}
 	c := fakeCgroups(t, CgroupV1, map[string]string{fakeV1 + "cgroup.procs": procs.String()})
-	if n, err := c.Kill(fakeID); n != 2 || err != nil {
-		t.Fatalf("Kill with cgroup.procs %q = %d, %v; want 2, nil", procs.String(), n, err)
+	if n, err := c.killAll(fakeID); n != 2 || err != nil {
+		t.Fatalf("killAll with cgroup.procs %q = %d, %v; want 2, nil", procs.String(), n, err)
 	}
 	for _, cmd := range cmds {
 		err := cmd.Wait()

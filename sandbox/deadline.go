@@ -6,14 +6,14 @@ import (
 
 // killAtDeadline enforces a job's deadline when containerd cannot: at
 // deadline it SIGKILLs every process in the container's cgroup (host pids,
-// see Cgroups.Kill), until none is left or a minute has passed.
+// see Cgroups.killAll), until none is left or a minute has passed.
 // containerd deletes the container once it answers again (see cleanup).
 func (m *Manager) killAtDeadline(id string, deadline time.Time) {
 	time.Sleep(time.Until(deadline))
 	cg := DetectCgroups("")
 	stop := time.Now().Add(time.Minute)
 	for {
-		n, err := cg.Kill(id)
+		n, err := cg.killAll(id)
 		switch {
 		case err != nil:
 			m.log.Warn("enforcing the deadline without containerd", "container", id, "err", err)
