@@ -15,7 +15,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 
 	containerd "github.com/containerd/containerd/v2/client"
@@ -100,7 +99,7 @@ func Doctor(ctx context.Context, cfg DoctorConfig) []Check {
 		out = append(out, assessRunc(runc, f))
 	}
 
-	cg := probeCgroups()
+	cg := probeCgroups(DetectCgroups(""))
 	out = append(out, cg.modeCheck(), cg.swapCheck(), cg.pidsCheck())
 
 	spec, serr := policySpec(ctx)
@@ -669,36 +668,6 @@ func compareDigits(a, b string) int {
 
 // --- cgroups ----------------------------------------------------------
 
-// Filesystem magic numbers (statfs f_type).
-const (
-	tmpfsMagic   = 0x01021994
-	cgroupMagic  = 0x0027e0eb
-	cgroup2Magic = 0x63677270
-)
-
-// Cgroup modes.
-const (
-	CgroupV1      = "v1"
-	CgroupHybrid  = "hybrid"
-	CgroupV2      = "v2"
-	CgroupUnknown = "unknown"
-)
-
-// cgroupMode tells the cgroup layout from the statfs type of /sys/fs/cgroup
-// and of /sys/fs/cgroup/unified (0 when that does not exist).
-func cgroupMode(rootType, unifiedType int64) string {
-	switch rootType {
-	case cgroup2Magic:
-		return CgroupV2
-	case tmpfsMagic, cgroupMagic:
-		if unifiedType == cgroup2Magic {
-			return CgroupHybrid
-		}
-		return CgroupV1
-	}
-	return CgroupUnknown
-}
-
 type cgroupInfo struct {
 	mode string
 	// controllers available: from /proc/cgroups (v1) or
@@ -708,16 +677,11 @@ type cgroupInfo struct {
 	swapFile    string // the file looked for
 }
 
-func probeCgroups() cgroupInfo {
-	const base = "/sys/fs/cgroup"
-	statType := func(p string) int64 {
-		var st syscall.Statfs_t
-		if err := syscall.Statfs(p, &st); err != nil {
-			return 0
-		}
-		return int64(st.Type)
-	}
-	ci := cgroupInfo{mode: cgroupMode(statType(base), statType(filepath.Join(base, "unified")))}
+// probeCgroups looks at the host's cgroup filesystem cg (its mode detected
+// in one place, DetectCgroups).
+func probeCgroups(cg Cgroups) cgroupInfo {
+	base := cg.root
+	ci := cgroupInfo{mode: cg.Mode()}
 	switch ci.mode {
 	case CgroupV2:
 		b, _ := readBounded(filepath.Join(base, "cgroup.controllers"))

@@ -27,18 +27,47 @@ func (m *Manager) readMetrics(ctx context.Context, task containerd.Task, res *Re
 		m.log.Debug("cannot decode task metrics", "container", task.ID(), "type", metric.Data.GetTypeUrl(), "err", err)
 		return
 	}
-	oom := false
-	switch s := data.(type) {
-	case *v1.Metrics:
-		res.CPU = time.Duration(s.GetCPU().GetUsage().GetTotal())
-		res.PeakMemory = int64(s.GetMemory().GetUsage().GetMax())
-		oom = s.GetMemoryOomControl().GetOomKill() > 0
-	case *v2.Metrics:
-		res.CPU = time.Duration(s.GetCPU().GetUsageUsec()) * time.Microsecond
-		res.PeakMemory = int64(s.GetMemory().GetMaxUsage())
-		oom = s.GetMemoryEvents().GetOomKill() > 0
+	u, ok := cgroupUsage(data)
+	if !ok {
+		m.log.Debug("task metrics of an unknown type", "container", task.ID(), "type", metric.Data.GetTypeUrl())
+		return
 	}
-	if oom && (res.Reason == Exited || res.Reason == "") {
+	res.CPU, res.PeakMemory = u.cpu, u.peak
+	if u.oomKills > 0 && (res.Reason == Exited || res.Reason == "") {
 		res.Reason = OutOfMemory
 	}
+}
+
+// usage is what a Result takes from a cgroup's statistics.
+type usage struct {
+	cpu      time.Duration
+	peak     int64  // bytes; 0 when the kernel does not say
+	oomKills uint64 // processes of the cgroup the OOM killer killed
+}
+
+// cgroupUsage reads the statistics the runc shim reports: cgroup1 stats on
+// v1 and hybrid hosts, cgroup2 stats on v2. ok is false for anything else.
+//
+// On v2 the peak is memory.peak, which exists from Linux 5.19 only (Ubuntu
+// 22.04's 5.15 has none: the peak is then 0). The OOM count is oom_kill of
+// memory.events, "processes belonging to this cgroup killed by any kind of
+// OOM killer" (cgroup-v2.rst); not oom, which counts the times the limit
+// was reached and an allocation was about to fail, whether or not a
+// process died of it.
+func cgroupUsage(data any) (usage, bool) {
+	switch s := data.(type) {
+	case *v1.Metrics:
+		return usage{
+			cpu:      time.Duration(s.GetCPU().GetUsage().GetTotal()), // cpuacct.usage, ns
+			peak:     int64(s.GetMemory().GetUsage().GetMax()),        // memory.max_usage_in_bytes
+			oomKills: s.GetMemoryOomControl().GetOomKill(),            // memory.oom_control oom_kill
+		}, true
+	case *v2.Metrics:
+		return usage{
+			cpu:      time.Duration(s.GetCPU().GetUsageUsec()) * time.Microsecond, // cpu.stat usage_usec
+			peak:     int64(s.GetMemory().GetMaxUsage()),                          // memory.peak
+			oomKills: s.GetMemoryEvents().GetOomKill(),                            // memory.events oom_kill
+		}, true
+	}
+	return usage{}, false
 }

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"slices"
@@ -241,29 +242,104 @@ func TestRunOutputLimit(t *testing.T) {
 }
 
 func TestRunOutOfMemory(t *testing.T) {
-	manager(t)
-	// tail keeps the last line in memory; /dev/zero has no newline.
-	job := scriptJob(t, "#!/bin/sh\nhead -c 300m /dev/zero | tail -n 1 | wc -c\n")
+	m := manager(t)
+	// tail keeps the last line in memory; /dev/zero has no newline. The
+	// script then waits for the test to read its cgroup.
+	job := scriptJob(t, "#!/bin/sh\nhead -c 300m /dev/zero | tail -n 1 | wc -c\necho counted\nread x || :\n")
 	job.Limits.Memory = 32 << 20
-	res, _, errOut, err := run(t, testContext(t), job)
+	var out, errOut bytes.Buffer
+	job.Stderr = &errOut
+	kc := readCountersAt(&job, "counted", &out)
+	res, err := m.Run(testContext(t), job)
 	if err != nil || res.Reason != OutOfMemory {
-		t.Errorf("Run = %+v, %v (stderr %q); want reason %s", res, err, errOut, OutOfMemory)
+		t.Errorf("Run = %+v, %v (stdout %q, stderr %q); want reason %s", res, err, out.String(), errOut.String(), OutOfMemory)
 	}
-	if res.PeakMemory < 16<<20 || res.PeakMemory > 33<<20 {
+	if kc.oomErr != nil || kc.oomKills == 0 {
+		t.Errorf("the cgroup's OOM kill count = %d, %v; want the killed tail counted", kc.oomKills, kc.oomErr)
+	}
+	if assertMatchesKernel(t, res, kc) && (res.PeakMemory < 16<<20 || res.PeakMemory > 33<<20) {
 		t.Errorf("peak memory %d, want near the 32 MiB limit", res.PeakMemory)
 	}
 }
 
 func TestRunMetrics(t *testing.T) {
-	manager(t)
-	job := scriptJob(t, "#!/bin/sh\ni=0; while [ $i -lt 20000 ]; do i=$((i+1)); done\n")
-	res, _, _, err := run(t, testContext(t), job)
-	if err != nil || res.ExitCode != 0 {
-		t.Fatalf("Run = %+v, %v", res, err)
+	m := manager(t)
+	job := scriptJob(t, "#!/bin/sh\ni=0; while [ $i -lt 20000 ]; do i=$((i+1)); done\necho counted\nread x || :\n")
+	var out bytes.Buffer
+	kc := readCountersAt(&job, "counted", &out)
+	res, err := m.Run(testContext(t), job)
+	if err != nil || res.ExitCode != 0 || res.Reason != Exited {
+		t.Fatalf("Run = %+v, %v (stdout %q)", res, err, out.String())
 	}
-	if res.CPU <= 0 || res.PeakMemory <= 0 || res.Duration <= 0 {
-		t.Errorf("result %+v: want CPU, peak memory and duration from the cgroup", res)
+	if res.CPU <= 0 || res.Duration <= 0 {
+		t.Errorf("result %+v: want CPU and duration", res)
 	}
+	if kc.oomErr != nil || kc.oomKills != 0 {
+		t.Errorf("the cgroup's OOM kill count = %d, %v; want 0", kc.oomKills, kc.oomErr)
+	}
+	assertMatchesKernel(t, res, kc)
+}
+
+// kernelCounters is what the kernel said of a running job's cgroup (see
+// readCountersAt).
+type kernelCounters struct {
+	read     bool
+	mode     string
+	cpu      time.Duration
+	cpuErr   error
+	peak     int64
+	peakErr  error
+	oomKills uint64
+	oomErr   error
+}
+
+// readCountersAt sets job's stdin and stdout so that when the script
+// prints the line mark, its cgroup's counters are read and then its stdin
+// is closed: the script waits for that EOF after mark. out receives the
+// script's output.
+func readCountersAt(job *Job, mark string, out *bytes.Buffer) *kernelCounters {
+	stdin, stdinW := io.Pipe()
+	job.Stdin = stdin
+	id := "cgibox-" + job.ID
+	kc := &kernelCounters{}
+	job.Stdout = writerFunc(func(p []byte) (int, error) {
+		out.Write(p)
+		if !kc.read && strings.Contains(out.String(), mark+"\n") {
+			cg := DetectCgroups("")
+			kc.read, kc.mode = true, cg.Mode()
+			kc.cpu, kc.cpuErr = cg.cpuUsage(id)
+			kc.peak, kc.peakErr = cg.peakMemory(id)
+			kc.oomKills, kc.oomErr = cg.oomKills(id)
+			stdinW.Close()
+		}
+		return len(p), nil
+	})
+	return kc
+}
+
+// assertMatchesKernel checks that res reports what the kernel counted
+// before the script's end (it may count a little more after it: the
+// script's last steps). It says whether the kernel gave a peak.
+func assertMatchesKernel(t *testing.T, res Result, kc *kernelCounters) (peak bool) {
+	t.Helper()
+	if !kc.read {
+		t.Fatalf("the script never reached the point where its cgroup is read (result %+v)", res)
+	}
+	if kc.cpuErr != nil || res.CPU < kc.cpu || res.CPU > kc.cpu+time.Second {
+		t.Errorf("%s: Result.CPU = %v; the cgroup said %v, %v before the end", kc.mode, res.CPU, kc.cpu, kc.cpuErr)
+	}
+	switch {
+	case kc.mode == CgroupV2 && errors.Is(kc.peakErr, fs.ErrNotExist):
+		// Linux before 5.19 has no memory.peak: no peak to report.
+		t.Logf("no memory.peak on this kernel: %v", kc.peakErr)
+		if res.PeakMemory != 0 {
+			t.Errorf("Result.PeakMemory = %d without memory.peak, want 0", res.PeakMemory)
+		}
+		return false
+	case kc.peakErr != nil || kc.peak <= 0 || res.PeakMemory < kc.peak || res.PeakMemory > kc.peak+16<<20:
+		t.Errorf("%s: Result.PeakMemory = %d; the cgroup said %d, %v before the end", kc.mode, res.PeakMemory, kc.peak, kc.peakErr)
+	}
+	return true
 }
 
 func TestRunPidsLimit(t *testing.T) {
@@ -296,7 +372,7 @@ try test -e /dev/mem
 try test -e /dev/kmsg
 try test -c /dev/null
 try sh -c 'head -c 5 /dev/urandom | wc -c | grep -q 5'
-try test -e /sys/fs/cgroup/memory
+try grep -Eq ' cgroup2? ' /proc/self/mounts
 `
 	job := scriptJob(t, script)
 	_, out, errOut, err := run(t, testContext(t), job)
@@ -313,7 +389,7 @@ test -e /dev/mem: fail
 test -e /dev/kmsg: fail
 test -c /dev/null: ok
 sh -c head -c 5 /dev/urandom | wc -c | grep -q 5: ok
-test -e /sys/fs/cgroup/memory: fail
+grep -Eq  cgroup2?  /proc/self/mounts: fail
 `
 	if out != want {
 		t.Errorf("filesystem checks:\n%s\nwant:\n%s", out, want)
@@ -475,43 +551,54 @@ func TestTrivialJobLatency(t *testing.T) {
 
 func TestRunCgroupLimits(t *testing.T) {
 	m := manager(t)
-	if _, err := os.Stat("/sys/fs/cgroup/memory/memory.memsw.limit_in_bytes"); err != nil {
-		testenv.Skip(t, "host without cgroup v1 memory+swap accounting")
+	cg := DetectCgroups("")
+	if !probeCgroups(cg).swap {
+		testenv.Skip(t, "host without memory+swap accounting")
+	}
+	// The files runc writes the limits to, and what they must hold.
+	type file struct{ controller, name, want string }
+	v1 := []file{
+		{"memory", "memory.limit_in_bytes", strconv.Itoa(48 << 20)},
+		{"memory", "memory.memsw.limit_in_bytes", strconv.Itoa(48 << 20)}, // memory+swap: no swap
+		{"pids", "pids.max", "20"},
+		{"cpu", "cpu.cfs_quota_us", "25000"},
+		{"cpu", "cpu.cfs_period_us", "100000"},
+	}
+	files := map[string][]file{
+		CgroupV1:     v1,
+		CgroupHybrid: v1,
+		CgroupV2: {
+			{"memory", "memory.max", strconv.Itoa(48 << 20)},
+			{"memory", "memory.swap.max", "0"}, // swap alone: none
+			{"pids", "pids.max", "20"},
+			{"cpu", "cpu.max", "25000 100000"},
+		},
+	}[cg.Mode()]
+	if files == nil {
+		t.Fatalf("cgroup mode %s: no files to read the limits from", cg.Mode())
 	}
 	job := scriptJob(t, "#!/bin/sh\nexec cat\n")
 	job.Limits = Limits{Memory: 48 << 20, Pids: 20, CPU: 0.25}
 	body, bodyW := io.Pipe()
 	job.Stdin = body
-	read := func(p string) string {
-		b, err := os.ReadFile(filepath.Join("/sys/fs/cgroup", p))
-		if err != nil {
-			return "error: " + err.Error()
-		}
-		return strings.TrimSpace(string(b))
-	}
 	got := map[string]string{}
 	job.Started = func() {
 		// The script blocks on stdin until the files are read.
 		defer bodyW.Close()
-		cg := filepath.Join(Namespace, "cgibox-"+job.ID)
-		for _, f := range []string{"memory/" + cg + "/memory.limit_in_bytes", "memory/" + cg + "/memory.memsw.limit_in_bytes",
-			"pids/" + cg + "/pids.max", "cpu/" + cg + "/cpu.cfs_quota_us", "cpu/" + cg + "/cpu.cfs_period_us"} {
-			got[filepath.Base(f)] = read(f)
+		for _, f := range files {
+			b, err := cg.read(f.controller, "cgibox-"+job.ID, f.name)
+			got[f.name] = strings.TrimSpace(string(b))
+			if err != nil {
+				got[f.name] = "error: " + err.Error()
+			}
 		}
 	}
 	if res, err := m.Run(testContext(t), job); err != nil || res.ExitCode != 0 {
 		t.Fatalf("Run = %+v, %v", res, err)
 	}
-	want := map[string]string{
-		"memory.limit_in_bytes":       strconv.Itoa(48 << 20),
-		"memory.memsw.limit_in_bytes": strconv.Itoa(48 << 20), // no swap
-		"pids.max":                    "20",
-		"cpu.cfs_quota_us":            "25000",
-		"cpu.cfs_period_us":           "100000",
-	}
-	for k, w := range want {
-		if got[k] != w {
-			t.Errorf("container cgroup %s = %q, want %q", k, got[k], w)
+	for _, f := range files {
+		if got[f.name] != f.want {
+			t.Errorf("cgroup %s: container cgroup %s = %q, want %q", cg.Mode(), f.name, got[f.name], f.want)
 		}
 	}
 }
