@@ -93,7 +93,7 @@ func statfsType(path string) int64 {
 	return int64(st.Type)
 }
 
-// dir is the cgroup directory of container id (in Namespace) in the
+// Dir is the cgroup directory of container id (in Namespace) in the
 // hierarchy of controller. runc with the cgroupfs driver, the one cgibox
 // configures (no SystemdCgroup in its runtime options), puts the container
 // at /<namespace>/<id> (withCgroupsPath) below each v1 hierarchy, or below
@@ -102,7 +102,7 @@ func statfsType(path string) int64 {
 // these paths would not find such a container. Nor would they on a v1
 // host with one hierarchy mounted at the root itself, which no supported
 // distribution does (each controller has its directory below the root).
-func (c Cgroups) dir(controller, id string) (string, error) {
+func (c Cgroups) Dir(controller, id string) (string, error) {
 	// id comes from cgibox, but a ".." or "/" here would name another
 	// cgroup, and killAll would kill its processes.
 	if id == "" || id == "." || id == ".." || strings.ContainsRune(id, '/') {
@@ -123,7 +123,7 @@ func (c Cgroups) dir(controller, id string) (string, error) {
 // read returns the file name of container id's cgroup in the hierarchy of
 // controller, at most cgroupFileMax bytes of it.
 func (c Cgroups) read(controller, id, name string) ([]byte, error) {
-	dir, err := c.dir(controller, id)
+	dir, err := c.Dir(controller, id)
 	if err != nil {
 		return nil, err
 	}
@@ -186,7 +186,7 @@ func (c Cgroups) killAll(id string) (int, error) {
 		return 0, err
 	}
 	if c.mode == CgroupV2 {
-		dir, err := c.dir("", id)
+		dir, err := c.Dir("", id)
 		if err != nil {
 			return 0, err
 		}

@@ -216,7 +216,9 @@ type pidsWatch struct {
 func watchPids(container string) *pidsWatch {
 	w := &pidsWatch{stop: make(chan struct{}), done: make(chan struct{})}
 	w.limit.Store("")
-	d := filepath.Join("/sys/fs/cgroup/pids/cgibox", container)
+	// The pids controller's directory on either hierarchy (v1:
+	// pids/cgibox/ID; v2: cgibox/ID).
+	d, _ := sandbox.DetectCgroups("").Dir("pids", container)
 	go func() {
 		defer close(w.done)
 		for {
@@ -1102,8 +1104,13 @@ func measureHost(t *testing.T, srv *server) hostState {
 	for _, m := range regexp.MustCompile(` rid=(\S+)`).FindAllStringSubmatch(srv.stderr.String(), -1) {
 		ids["cgibox-"+m[1]] = true
 	}
+	// v1 and hybrid: one directory per controller; v2: the unified one.
 	dirs, _ := filepath.Glob("/sys/fs/cgroup/*/cgibox*")
 	sub, _ := filepath.Glob("/sys/fs/cgroup/*/cgibox/cgibox*")
+	if sandbox.DetectCgroups("").Mode() == sandbox.CgroupV2 {
+		dirs, _ = filepath.Glob("/sys/fs/cgroup/cgibox*")
+		sub, _ = filepath.Glob("/sys/fs/cgroup/cgibox/cgibox*")
+	}
 	h.allCgroups = len(dirs) + len(sub)
 	for _, d := range sub {
 		if ids[filepath.Base(d)] {
