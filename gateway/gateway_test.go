@@ -571,3 +571,74 @@ func TestAccessLogEscapesOnTheWire(t *testing.T) {
 		}
 	}
 }
+
+// TestTimeouts checks each timeout takes its default when unset and the
+// configured value otherwise, and that NewHTTPServer applies the ones
+// net/http enforces.
+func TestTimeouts(t *testing.T) {
+	defaults := Config{
+		ReadHeaderTimeout: DefaultReadHeaderTimeout, BodyTimeout: DefaultBodyTimeout,
+		WriteTimeout: DefaultWriteTimeout, IdleTimeout: DefaultIdleTimeout,
+	}
+	set := Config{ReadHeaderTimeout: 1 * time.Second, BodyTimeout: 2 * time.Second, WriteTimeout: 3 * time.Second, IdleTimeout: 4 * time.Second}
+	tests := []struct {
+		name     string
+		in, want Config
+	}{
+		{"defaults", Config{}, defaults},
+		{"configured", set, set},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			tt.in.Root = testSite(t)
+			gw, err := New(tt.in)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer gw.Close()
+			got := [4]time.Duration{gw.cfg.ReadHeaderTimeout, gw.cfg.BodyTimeout, gw.cfg.WriteTimeout, gw.cfg.IdleTimeout}
+			want := [4]time.Duration{tt.want.ReadHeaderTimeout, tt.want.BodyTimeout, tt.want.WriteTimeout, tt.want.IdleTimeout}
+			if got != want {
+				t.Errorf("New(%+v): header, body, write, idle timeouts %v, want %v", tt.in, got, want)
+			}
+			hs := NewHTTPServer(gw, slog.New(slog.DiscardHandler))
+			if hs.ReadHeaderTimeout != tt.want.ReadHeaderTimeout || hs.IdleTimeout != tt.want.IdleTimeout {
+				t.Errorf("NewHTTPServer: ReadHeaderTimeout %s, IdleTimeout %s; want %s, %s",
+					hs.ReadHeaderTimeout, hs.IdleTimeout, tt.want.ReadHeaderTimeout, tt.want.IdleTimeout)
+			}
+		})
+	}
+}
+
+// TestConnectionTimeoutsOnTheWire: a client that never finishes its
+// headers, and one that stays idle after a response, are hung up on once
+// the configured timeout passes, not the default one.
+func TestConnectionTimeoutsOnTheWire(t *testing.T) {
+	const timeout = 300 * time.Millisecond
+	tests := []struct {
+		name string
+		cfg  Config
+		send string
+		want string // what the server writes before hanging up
+	}{
+		{"slow headers", Config{ReadHeaderTimeout: timeout}, "GET /index.html HTTP/1.1\r\nHost: x\r\nX-Slow: a", ""},
+		{"idle keep-alive", Config{IdleTimeout: timeout}, "GET /index.html HTTP/1.1\r\nHost: x\r\n\r\n", "home\n"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			srv, _, _ := newTestServer(t, tt.cfg)
+			start := time.Now()
+			out, err := rawRequest(t, srv, tt.send) // reads until the server closes, at most 10 s
+			took := time.Since(start)
+			if err != nil || took > 5*time.Second {
+				t.Fatalf("sent %q: connection still open after %s (%v); want it closed after %s", tt.send, took, err, timeout)
+			}
+			if took < timeout {
+				t.Errorf("sent %q: closed after %s, before the %s timeout", tt.send, took, timeout)
+			}
+			if !strings.HasSuffix(out, tt.want) {
+				t.Errorf("sent %q: got %q, want it to end in %q", tt.send, out, tt.want)
+			}
+		})
+	}
+}
