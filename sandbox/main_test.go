@@ -35,6 +35,13 @@ var testEnv struct {
 var jobCounter atomic.Int64
 
 func TestMain(m *testing.M) {
+	if len(os.Args) > 1 && os.Args[1] == LaunchCommand {
+		// Re-executed by TestLaunchRefusesOtherUsers to be the launcher,
+		// exactly as cmd/cgibox's main runs it.
+		err := Launch(os.Stdin)
+		fmt.Fprintf(os.Stderr, "cgibox launcher: %v\n", err)
+		os.Exit(127)
+	}
 	os.Exit(testMain(m))
 }
 
