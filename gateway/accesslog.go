@@ -9,7 +9,8 @@ import (
 	"strings"
 	"sync"
 	"time"
-	"unicode/utf8"
+
+	"github.com/cgibox/cgibox/internal/safetext"
 )
 
 // LogFormat selects how the access log is written.
@@ -69,11 +70,14 @@ func (a *accessLog) log(ctx context.Context, e entry) {
 		return
 	}
 	if a.format == LogJSON {
+		// JSON would only turn ESC into \u001b, which jq -r turns back,
+		// and would keep bidirectional controls: the request's own words
+		// are escaped as in the text format.
 		attrs := []slog.Attr{
 			slog.String("remote", e.Remote),
-			slog.String("method", e.Method),
-			slog.String("uri", e.URI),
-			slog.String("proto", e.Proto),
+			slog.String("method", escapeLog(e.Method)),
+			slog.String("uri", escapeLog(e.URI)),
+			slog.String("proto", escapeLog(e.Proto)),
 			slog.Int("status", e.Status),
 			slog.Int64("bytes", e.Bytes),
 			slog.Duration("duration", e.Duration),
@@ -81,7 +85,7 @@ func (a *accessLog) log(ctx context.Context, e entry) {
 		}
 		if e.CGI != nil {
 			attrs = append(attrs,
-				slog.String("script", e.Script),
+				slog.String("script", escapeLog(e.Script)),
 				slog.Int("exit_code", e.CGI.ExitCode),
 				slog.String("end", e.CGI.Reason),
 				slog.Duration("cpu", e.CGI.CPU),
@@ -118,24 +122,11 @@ func (a *accessLog) log(ctx context.Context, e entry) {
 	io.WriteString(a.w, b.String())
 }
 
-// escapeLog replaces control characters (C0, DEL, C1) and backslashes the way
-// Python's log_message does, so that a request cannot forge log lines or
-// drive the operator's terminal. Invalid UTF-8 bytes are escaped too.
-func escapeLog(s string) string {
-	var b strings.Builder
-	for i := 0; i < len(s); {
-		r, size := utf8.DecodeRuneInString(s[i:])
-		switch {
-		case r == utf8.RuneError && size == 1:
-			fmt.Fprintf(&b, `\x%02x`, s[i])
-		case r < 0x20 || (r >= 0x7f && r < 0xa0):
-			fmt.Fprintf(&b, `\x%02x`, r)
-		case r == '\\':
-			b.WriteString(`\\`)
-		default:
-			b.WriteString(s[i : i+size])
-		}
-		i += size
-	}
-	return b.String()
-}
+// escapeLog makes text from a request or a script safe to log: control
+// characters (C0, DEL, C1, as Python's log_message escapes them),
+// bidirectional controls, line separators and invalid UTF-8 become visible
+// escapes and a backslash is doubled (see safetext.Escape), so that a
+// request can neither forge log lines, nor drive the operator's terminal,
+// nor reorder what a log line shows. A directory listing escapes names
+// with the same function.
+func escapeLog(s string) string { return safetext.Escape(s) }

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -465,18 +466,179 @@ func TestHeadersAndProtocol(t *testing.T) {
 }
 
 func TestEscapeLog(t *testing.T) {
-	cases := map[string]string{
-		"plain":       "plain",
-		"a\nb":        `a\x0ab`,
-		"\x1b[31m":    `\x1b[31m`,
-		`back\slash`:  `back\\slash`,
-		"\x7f\u0085":  `\x7f\x85`,
-		"ünï":         "ünï",
-		"bad\xffutf8": `bad\xffutf8`,
+	tests := []struct{ in, want string }{
+		{"plain", "plain"},
+		{"a\nb", `a\x0ab`},
+		{"\x1b[31m", `\x1b[31m`},
+		{`back\slash`, `back\\slash`},
+		{"\x7f\u0085\u009b", `\x7f\x85\x9b`},
+		{"ünï", "ünï"},
+		{"bad\xffutf8", `bad\xffutf8`},
+		{"/evil\u202etxt.exe", `/evil\u202etxt.exe`},
+		{"\u2066\u2067\u2068\u2069", `\u2066\u2067\u2068\u2069`},
+		{"\u200e\u200f", `\u200e\u200f`},
 	}
-	for in, want := range cases {
-		if got := escapeLog(in); got != want {
-			t.Errorf("escapeLog(%q) = %q, want %q", in, got, want)
+	for _, tt := range tests {
+		t.Run(fmt.Sprintf("%q", tt.in), func(t *testing.T) {
+			if got := escapeLog(tt.in); got != tt.want {
+				t.Errorf("escapeLog(%q) = %q, want %q", tt.in, got, tt.want)
+			}
+		})
+	}
+}
+
+// TestAccessLogEscapes checks both formats escape what a request controls:
+// its target and the script's name.
+func TestAccessLogEscapes(t *testing.T) {
+	tests := []struct {
+		name, uri, wantURI string
+	}{
+		{"terminal escape", "/a?\x1b]0;owned\x07", `/a?\x1b]0;owned\x07`},
+		{"forged line", "/a\r\n127.0.0.1 - - [x] \"GET / HTTP/1.1\" 200 -", `/a\x0d\x0a127.0.0.1 - - [x] "GET / HTTP/1.1" 200 -`},
+		{"C1 control", "/a\u009b2J", `/a\x9b2J`},
+		{"right-to-left override", "/cgi-bin/x\u202eh%73.exe", `/cgi-bin/x\u202eh%73.exe`},
+		{"isolates and marks", "/\u2066\u2069\u200e\u200f", `/\u2066\u2069\u200e\u200f`},
+		{"invalid UTF-8", "/\xff\xfe", `/\xff\xfe`},
+		{"backslash", `/a\b`, `/a\\b`},
+	}
+	for _, format := range []LogFormat{LogPython, LogJSON} {
+		for _, tt := range tests {
+			t.Run(string(format)+"/"+tt.name, func(t *testing.T) {
+				var buf bytes.Buffer
+				newAccessLog(format, &buf).log(context.Background(), entry{
+					Remote: "127.0.0.1:1234", Time: time.Now(), Method: "GET", URI: tt.uri, Proto: "HTTP/1.1",
+					Status: 200, Script: tt.uri, CGI: &cgiOutcome{Reason: "exited"},
+				})
+				line := buf.String()
+				var gotURI, gotScript string
+				if format == LogJSON {
+					var rec struct{ URI, Script string }
+					if err := json.Unmarshal(buf.Bytes(), &rec); err != nil {
+						t.Fatalf("URI %q: log line %q is not JSON: %v", tt.uri, line, err)
+					}
+					gotURI, gotScript = rec.URI, rec.Script
+				} else {
+					m := regexp.MustCompile(`^127\.0\.0\.1 - - \[[^]]*\] "GET (.*) HTTP/1\.1" 200 - cgi=(.*) exit=0 `).FindStringSubmatch(line)
+					if m == nil {
+						t.Fatalf("URI %q: log line %q is not one Python-style line", tt.uri, line)
+					}
+					gotURI, gotScript = m[1], m[2]
+				}
+				if gotURI != tt.wantURI || gotScript != tt.wantURI {
+					t.Errorf("URI and script %q: logged %q and %q, want %q\nline: %q", tt.uri, gotURI, gotScript, tt.wantURI, line)
+				}
+				if strings.Count(line, "\n") != 1 || !strings.HasSuffix(line, "\n") {
+					t.Errorf("URI %q: log is not exactly one line: %q", tt.uri, line)
+				}
+			})
 		}
+	}
+}
+
+// TestAccessLogEscapesOnTheWire sends targets net/http lets through (it
+// refuses ASCII controls itself) and reads both access log formats.
+func TestAccessLogEscapesOnTheWire(t *testing.T) {
+	tests := []struct{ target, want string }{
+		{"/index.html?\u202egpj.exe", `/index.html?\u202egpj.exe`},
+		{"/index.html?\u2066x\u2069", `/index.html?\u2066x\u2069`},
+		{"/index.html?\u0085\u009b", `/index.html?\x85\x9b`},
+		{"/index.html?\xff", `/index.html?\xff`},
+	}
+	for _, format := range []LogFormat{LogPython, LogJSON} {
+		for _, tt := range tests {
+			t.Run(fmt.Sprintf("%s/%q", format, tt.target), func(t *testing.T) {
+				srv, access, _ := newTestServer(t, Config{LogFormat: format})
+				out, _ := rawRequest(t, srv, "GET "+tt.target+" HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+				if !strings.HasPrefix(out, "HTTP/1.1 200 ") {
+					t.Fatalf("GET %q: %.80q, want 200", tt.target, out)
+				}
+				waitFor(t, func() bool { return strings.Contains(access.String(), "\n") })
+				line := access.String()
+				got := ""
+				if format == LogJSON {
+					var rec struct{ URI string }
+					if err := json.Unmarshal([]byte(line), &rec); err != nil {
+						t.Fatalf("GET %q: log line %q is not JSON: %v", tt.target, line, err)
+					}
+					got = rec.URI
+				} else if m := regexp.MustCompile(`"GET (.*) HTTP/1\.1" 200 -`).FindStringSubmatch(line); m != nil {
+					got = m[1]
+				}
+				if got != tt.want {
+					t.Errorf("GET %q: logged target %q, want %q\nline: %q", tt.target, got, tt.want, line)
+				}
+			})
+		}
+	}
+}
+
+// TestTimeouts checks each timeout takes its default when unset and the
+// configured value otherwise, and that NewHTTPServer applies the ones
+// net/http enforces.
+func TestTimeouts(t *testing.T) {
+	defaults := Config{
+		ReadHeaderTimeout: DefaultReadHeaderTimeout, BodyTimeout: DefaultBodyTimeout,
+		WriteTimeout: DefaultWriteTimeout, IdleTimeout: DefaultIdleTimeout,
+	}
+	set := Config{ReadHeaderTimeout: 1 * time.Second, BodyTimeout: 2 * time.Second, WriteTimeout: 3 * time.Second, IdleTimeout: 4 * time.Second}
+	tests := []struct {
+		name     string
+		in, want Config
+	}{
+		{"defaults", Config{}, defaults},
+		{"configured", set, set},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			tt.in.Root = testSite(t)
+			gw, err := New(tt.in)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer gw.Close()
+			got := [4]time.Duration{gw.cfg.ReadHeaderTimeout, gw.cfg.BodyTimeout, gw.cfg.WriteTimeout, gw.cfg.IdleTimeout}
+			want := [4]time.Duration{tt.want.ReadHeaderTimeout, tt.want.BodyTimeout, tt.want.WriteTimeout, tt.want.IdleTimeout}
+			if got != want {
+				t.Errorf("New(%+v): header, body, write, idle timeouts %v, want %v", tt.in, got, want)
+			}
+			hs := NewHTTPServer(gw, slog.New(slog.DiscardHandler))
+			if hs.ReadHeaderTimeout != tt.want.ReadHeaderTimeout || hs.IdleTimeout != tt.want.IdleTimeout {
+				t.Errorf("NewHTTPServer: ReadHeaderTimeout %s, IdleTimeout %s; want %s, %s",
+					hs.ReadHeaderTimeout, hs.IdleTimeout, tt.want.ReadHeaderTimeout, tt.want.IdleTimeout)
+			}
+		})
+	}
+}
+
+// TestConnectionTimeoutsOnTheWire: a client that never finishes its
+// headers, and one that stays idle after a response, are hung up on once
+// the configured timeout passes, not the default one.
+func TestConnectionTimeoutsOnTheWire(t *testing.T) {
+	const timeout = 300 * time.Millisecond
+	tests := []struct {
+		name string
+		cfg  Config
+		send string
+		want string // what the server writes before hanging up
+	}{
+		{"slow headers", Config{ReadHeaderTimeout: timeout}, "GET /index.html HTTP/1.1\r\nHost: x\r\nX-Slow: a", ""},
+		{"idle keep-alive", Config{IdleTimeout: timeout}, "GET /index.html HTTP/1.1\r\nHost: x\r\n\r\n", "home\n"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			srv, _, _ := newTestServer(t, tt.cfg)
+			start := time.Now()
+			out, err := rawRequest(t, srv, tt.send) // reads until the server closes, at most 10 s
+			took := time.Since(start)
+			if err != nil || took > 5*time.Second {
+				t.Fatalf("sent %q: connection still open after %s (%v); want it closed after %s", tt.send, took, err, timeout)
+			}
+			if took < timeout {
+				t.Errorf("sent %q: closed after %s, before the %s timeout", tt.send, took, timeout)
+			}
+			if !strings.HasSuffix(out, tt.want) {
+				t.Errorf("sent %q: got %q, want it to end in %q", tt.send, out, tt.want)
+			}
+		})
 	}
 }

@@ -38,6 +38,11 @@ const (
 	DefaultMaxHeaders    = 100      // header lines; more → 431, like Python
 	DefaultMaxBody       = 64 << 20 // CGI request body bytes; more → 413
 	DefaultMaxConcurrent = 16       // CGI requests running at once; more → 503
+
+	DefaultReadHeaderTimeout = 10 * time.Second // a request's line and headers; then the connection is closed
+	DefaultBodyTimeout       = 60 * time.Second // a CGI request body; then 400
+	DefaultWriteTimeout      = 30 * time.Second // each write of a CGI response; then the script is killed
+	DefaultIdleTimeout       = 60 * time.Second // a keep-alive connection between requests
 )
 
 // Config is the handler's configuration. Zero values take the defaults named
@@ -93,10 +98,19 @@ type Config struct {
 	MaxHeaders    int   // default DefaultMaxHeaders
 	MaxBody       int64 // default DefaultMaxBody
 	MaxConcurrent int   // default DefaultMaxConcurrent
-	// BodyTimeout bounds reading a CGI request body; default 60s.
+	// ReadHeaderTimeout bounds reading a request's line and headers (a
+	// slowloris client); default DefaultReadHeaderTimeout. NewHTTPServer
+	// applies it.
+	ReadHeaderTimeout time.Duration
+	// BodyTimeout bounds reading a CGI request body; default
+	// DefaultBodyTimeout.
 	BodyTimeout time.Duration
-	// WriteTimeout bounds each write to the client; default 30s.
+	// WriteTimeout bounds each write of a CGI response to the client;
+	// default DefaultWriteTimeout.
 	WriteTimeout time.Duration
+	// IdleTimeout bounds the wait for the next request on a keep-alive
+	// connection; default DefaultIdleTimeout. NewHTTPServer applies it.
+	IdleTimeout time.Duration
 	// SpoolDir holds request bodies too large for memory; default os.TempDir().
 	SpoolDir string
 
@@ -149,8 +163,10 @@ func New(cfg Config) (*Server, error) {
 	setDefault(&cfg.MaxHeaders, DefaultMaxHeaders)
 	setDefault(&cfg.MaxBody, DefaultMaxBody)
 	setDefault(&cfg.MaxConcurrent, DefaultMaxConcurrent)
-	setDefault(&cfg.BodyTimeout, 60*time.Second)
-	setDefault(&cfg.WriteTimeout, 30*time.Second)
+	setDefault(&cfg.ReadHeaderTimeout, DefaultReadHeaderTimeout)
+	setDefault(&cfg.BodyTimeout, DefaultBodyTimeout)
+	setDefault(&cfg.WriteTimeout, DefaultWriteTimeout)
+	setDefault(&cfg.IdleTimeout, DefaultIdleTimeout)
 	setDefault(&cfg.HeaderTimeout, 30*time.Second)
 	switch cfg.Mode {
 	case "":
@@ -358,16 +374,16 @@ func (s *Server) fail(w http.ResponseWriter, r *http.Request, code int, msg stri
 	static.WriteError(w, r, code, msg, id)
 }
 
-// NewHTTPServer returns the http.Server cgibox runs h in: timeouts on
+// NewHTTPServer returns the http.Server cgibox runs s in: s's timeouts on
 // headers and idle connections (bodies and writes are bounded per request
 // by the gateway), header bytes above the gateway's own caps so that it,
 // not net/http, answers 414 and 431 with a proper page, and no built-in
 // answer to OPTIONS *.
-func NewHTTPServer(h http.Handler, log *slog.Logger) *http.Server {
+func NewHTTPServer(s *Server, log *slog.Logger) *http.Server {
 	return &http.Server{
-		Handler:                      h,
-		ReadHeaderTimeout:            10 * time.Second,
-		IdleTimeout:                  60 * time.Second,
+		Handler:                      s,
+		ReadHeaderTimeout:            s.cfg.ReadHeaderTimeout,
+		IdleTimeout:                  s.cfg.IdleTimeout,
 		MaxHeaderBytes:               1 << 20,
 		DisableGeneralOptionsHandler: true,
 		ErrorLog:                     slog.NewLogLogger(log.Handler(), slog.LevelDebug),

@@ -35,6 +35,13 @@ var testEnv struct {
 var jobCounter atomic.Int64
 
 func TestMain(m *testing.M) {
+	if len(os.Args) > 1 && os.Args[1] == LaunchCommand {
+		// Re-executed by TestLaunchRefusesOtherUsers to be the launcher,
+		// exactly as cmd/cgibox's main runs it.
+		err := Launch(os.Stdin)
+		fmt.Fprintf(os.Stderr, "cgibox launcher: %v\n", err)
+		os.Exit(127)
+	}
 	os.Exit(testMain(m))
 }
 
@@ -116,7 +123,7 @@ func buildLauncher(ctx context.Context, dir string) (string, error) {
 // manager returns the shared Manager, skipping without root and failing
 // when the set-up failed; after the test it checks that nothing of the
 // test's jobs is left in the namespace.
-func manager(t *testing.T) *Manager {
+func manager(t testing.TB) *Manager {
 	t.Helper()
 	testenv.RequireRoot(t)
 	if testEnv.setupErr != nil {
@@ -128,7 +135,7 @@ func manager(t *testing.T) *Manager {
 
 // assertNamespaceEmpty fails when a container, task or active snapshot is
 // left in the namespace.
-func assertNamespaceEmpty(t *testing.T) {
+func assertNamespaceEmpty(t testing.TB) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -159,7 +166,7 @@ func assertNamespaceEmpty(t *testing.T) {
 
 // scriptJob writes script into a fresh directory (mode 0755, so that uid
 // 65534 can traverse it) mounted at /www/cgi-bin, and returns a job for it.
-func scriptJob(t *testing.T, script string) Job {
+func scriptJob(t testing.TB, script string) Job {
 	t.Helper()
 	dir := t.TempDir()
 	if err := os.Chmod(dir, 0o755); err != nil {
@@ -182,7 +189,7 @@ func scriptJob(t *testing.T, script string) Job {
 
 var unsafeID = regexp.MustCompile(`[^A-Za-z0-9_.-]+`)
 
-func jobID(t *testing.T) string {
+func jobID(t testing.TB) string {
 	id := fmt.Sprintf("%s-%d", unsafeID.ReplaceAllString(t.Name(), "_"), jobCounter.Add(1))
 	if len(id) > 64 {
 		id = id[len(id)-64:]

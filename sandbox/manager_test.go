@@ -1,13 +1,18 @@
 package sandbox
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/cgibox/cgibox/internal/testenv"
 )
 
 func TestCheckStatic(t *testing.T) {
@@ -27,7 +32,7 @@ func TestCheckStatic(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			if _, err := os.Stat(tt.path); err != nil && tt.name != "missing" {
-				t.Skipf("%s not on this host", tt.path)
+				testenv.Skip(t, tt.path+" is not on this host (scripts/test.sh installs busybox-static)")
 			}
 			err := checkStatic(tt.path)
 			switch {
@@ -77,21 +82,62 @@ func TestStartDaemonNamesMissingPackage(t *testing.T) {
 	}
 }
 
+// TestLaunchRefusesOtherUsers runs the launcher in a child process — this
+// test binary again, as cmd/cgibox's main runs it (see TestMain) — with a
+// frame whose script prints a mark. Under any identity but 65534:65534 it
+// must refuse and exit 127 with the script never run; were the guard gone,
+// the child would exec the script, which the test sees, instead of the
+// test process itself being replaced. As root the test also sets the
+// identities itself, nobody's included, so a guard that refused everyone
+// would fail it too.
 func TestLaunchRefusesOtherUsers(t *testing.T) {
-	if os.Getuid() == launchUID {
-		t.Skip("runs as 65534")
-	}
-	r, w, err := os.Pipe()
+	const mark = "THE-SCRIPT-RAN"
+	frame, err := EncodeFrame([]string{"/bin/echo", mark}, nil, "/")
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer r.Close()
-	frame, _ := EncodeFrame([]string{"/bin/true"}, nil, "/")
-	w.Write(frame)
-	w.Close()
-	err = Launch(r)
-	if err == nil || !strings.Contains(err.Error(), "refusing to run as uid") {
-		t.Errorf("Launch as uid %d = %v, want a refusal", os.Getuid(), err)
+	uid, gid := uint32(os.Getuid()), uint32(os.Getgid())
+	tests := []struct {
+		name     string
+		root     bool // sets uid and gid, which needs root
+		uid, gid uint32
+	}{
+		{name: "the test's own identity", uid: uid, gid: gid},
+		{name: "root", root: true, uid: 0, gid: 0},
+		{name: "uid 65534, gid 0", root: true, uid: launchUID, gid: 0},
+		{name: "uid 0, gid 65534", root: true, uid: 0, gid: launchGID},
+		{name: "uid 1000, gid 65534", root: true, uid: 1000, gid: launchGID},
+		{name: "nobody", root: true, uid: launchUID, gid: launchGID},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var cmd *exec.Cmd
+			if tt.root {
+				cmd = testenv.Reexec(t, tt.uid, tt.gid, LaunchCommand)
+			} else {
+				exe, err := os.Executable()
+				if err != nil {
+					t.Fatal(err)
+				}
+				cmd = exec.Command(exe, LaunchCommand)
+			}
+			var stdout, stderr bytes.Buffer
+			cmd.Stdin, cmd.Stdout, cmd.Stderr = bytes.NewReader(frame), &stdout, &stderr
+			err := cmd.Run()
+			code := cmd.ProcessState.ExitCode()
+			if tt.uid == launchUID && tt.gid == launchGID {
+				if err != nil || stdout.String() != mark+"\n" {
+					t.Errorf("launcher as %d:%d: %v, stdout %q, stderr %q; want the script run, printing %q",
+						tt.uid, tt.gid, err, stdout.String(), stderr.String(), mark)
+				}
+				return
+			}
+			want := fmt.Sprintf("cgibox launcher: refusing to run as uid %d gid %d: must be 65534:65534\n", tt.uid, tt.gid)
+			if code != 127 || stderr.String() != want || stdout.Len() != 0 {
+				t.Errorf("launcher as %d:%d: exit %d, stdout %q, stderr %q; want exit 127, no output and stderr %q",
+					tt.uid, tt.gid, code, stdout.String(), stderr.String(), want)
+			}
+		})
 	}
 }
 

@@ -11,7 +11,6 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -531,22 +530,25 @@ func TestNewUnreachableSocket(t *testing.T) {
 	}
 }
 
-func TestTrivialJobLatency(t *testing.T) {
-	m := manager(t)
-	job := scriptJob(t, "#!/bin/sh\nexit 0\n")
-	const n = 20
-	var times []time.Duration
-	for i := range n {
-		job.ID = fmt.Sprintf("%s-%d", jobID(t), i)
-		begin := time.Now()
-		res, err := m.Run(testContext(t), job)
-		times = append(times, time.Since(begin))
+// BenchmarkTrivialJob measures a job that does nothing, end to end:
+// create the container, start it, the script exits, delete it. It needs
+// root and the containerd TestMain starts:
+//
+//	go test -run '^$' -bench TrivialJob ./sandbox
+func BenchmarkTrivialJob(b *testing.B) {
+	m := manager(b)
+	job := scriptJob(b, "#!/bin/sh\nexit 0\n")
+	id := jobID(b)
+	for i := 0; b.Loop(); i++ {
+		job.ID = fmt.Sprintf("%s-%d", id, i)
+		ctx, cancel := context.WithTimeout(b.Context(), 60*time.Second)
+		res, err := m.Run(ctx, job)
+		cancel()
 		if err != nil || res.ExitCode != 0 {
-			t.Fatalf("run %d: %+v, %v", i, res, err)
+			b.Fatalf("run %d: %+v, %v", i, res, err)
 		}
 	}
-	sort.Slice(times, func(i, j int) bool { return times[i] < times[j] })
-	t.Logf("trivial job create→exit→delete over %d runs: p50 %v, min %v, max %v", n, times[n/2], times[0], times[n-1])
+	b.ReportMetric(float64(b.Elapsed().Microseconds())/1000/float64(b.N), "ms/op")
 }
 
 func TestRunCgroupLimits(t *testing.T) {

@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 . scripts/lib.sh
 
 if [ "$(id -u)" = 0 ]; then
-  ensure_packages containerd:containerd runc:runc /bin/busybox:busybox-static python3:python3 git:git debootstrap:debootstrap
+  ensure_packages containerd:containerd runc:runc /bin/busybox:busybox-static python3:python3 /etc/mime.types:media-types git:git debootstrap:debootstrap
   export CGIBOX_INTEGRATION=require
 else
   echo "not running as root: the container tests will skip (run with sudo for the whole suite)" >&2

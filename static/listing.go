@@ -9,6 +9,8 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+
+	"github.com/cgibox/cgibox/internal/safetext"
 )
 
 // maxListEntries bounds a listing page (and the memory it takes): a
@@ -27,9 +29,14 @@ type listEntry struct {
 // the request's decoded path. Like Python's list_directory: entries sorted
 // case-insensitively, directories with "/" appended to name and link,
 // symlinks with "@" appended to the name only, names HTML-escaped and
-// percent-encoded in links. Unlike Python: dotfiles are left out unless
-// Dotfiles is set, and so are symlinks that lead out of the root or to a
-// hidden name, which cgibox would not serve anyway.
+// percent-encoded in links. Unlike Python: the text of a name (and of the
+// title) has its control characters, bidirectional controls and invalid
+// UTF-8 written as visible escapes (see safetext.Escape), so that a name
+// can neither fake its extension nor drive the terminal of someone who
+// fetches the page with curl; its link still holds the exact bytes. And
+// dotfiles are left out unless Dotfiles is set, and so are symlinks that
+// lead out of the root or to a hidden name, which cgibox would not serve
+// anyway.
 func (h *Handler) list(w http.ResponseWriter, r *http.Request, resolved, display string) {
 	d, err := h.Root.Open(resolved)
 	if err != nil {
@@ -111,7 +118,7 @@ const listingStyle = `body{font-family:system-ui,-apple-system,"Segoe UI",Roboto
 	`hr,li{border-color:#30363d}li a{color:#58a6ff}li a:hover,li a:focus{background:#161b22}}`
 
 func listingPage(display string, items []listEntry, truncated bool) string {
-	title := "Directory listing for " + escapeHTML(strings.ToValidUTF8(display, "\uFFFD"))
+	title := "Directory listing for " + escapeHTML(safetext.Escape(display))
 	var b strings.Builder
 	b.WriteString("<!DOCTYPE HTML>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n")
 	b.WriteString("<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n")
@@ -128,7 +135,7 @@ func listingPage(display string, items []listEntry, truncated bool) string {
 			shown = it.name + "@" // a link to a directory shows "@" and links with "/"
 		}
 		b.WriteString(`<li><a href="` + quote(link) + `">`)
-		b.WriteString(escapeHTML(strings.ToValidUTF8(shown, "\uFFFD")))
+		b.WriteString(escapeHTML(safetext.Escape(shown)))
 		b.WriteString("</a></li>\n")
 	}
 	b.WriteString("</ul>\n")

@@ -2,11 +2,19 @@ package static
 
 import (
 	"fmt"
+	"io"
+	"maps"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
+
+	"github.com/cgibox/cgibox/internal/testenv"
 )
 
 var entryRE = regexp.MustCompile(`<li><a href="([^"]*)">([^<]*)</a></li>`)
@@ -155,9 +163,144 @@ func TestListingPage(t *testing.T) {
 	}
 }
 
+// TestListingPageEscapesNames checks that a name's text shows its control
+// characters, bidirectional controls and invalid UTF-8 as visible escapes,
+// and that its link keeps the exact bytes, percent-encoded.
+func TestListingPageEscapesNames(t *testing.T) {
+	tests := []struct {
+		name     string
+		entry    listEntry
+		wantHref string
+		wantText string
+	}{
+		{"terminal escape", listEntry{name: "a\x1b[2Jb.txt"}, "a%1B%5B2Jb.txt", `a\x1b[2Jb.txt`},
+		{"right-to-left override", listEntry{name: "report\u202etxt.exe"}, "report%E2%80%AEtxt.exe", `report\u202etxt.exe`},
+		{"isolates", listEntry{name: "x\u2066y\u2069.txt"}, "x%E2%81%A6y%E2%81%A9.txt", `x\u2066y\u2069.txt`},
+		{"marks", listEntry{name: "m\u200e\u200f"}, "m%E2%80%8E%E2%80%8F", `m\u200e\u200f`},
+		{"C1 control", listEntry{name: "nel\u0085"}, "nel%C2%85", `nel\x85`},
+		{"newline and DEL", listEntry{name: "a\nb\x7f"}, "a%0Ab%7F", `a\x0ab\x7f`},
+		{"invalid UTF-8", listEntry{name: "bad\xff\xfe"}, "bad%FF%FE", `bad\xff\xfe`},
+		{"backslash", listEntry{name: `back\slash`}, "back%5Cslash", `back\\slash`},
+		{"HTML after escaping", listEntry{name: "<\x1b>&"}, "%3C%1B%3E%26", `&lt;\x1b&gt;&amp;`},
+		{"directory", listEntry{name: "d\u202e", dir: true}, "d%E2%80%AE/", `d\u202e/`},
+		{"symlink", listEntry{name: "l\x1b", link: true}, "l%1B", `l\x1b@`},
+		{"plain Unicode kept", listEntry{name: "ünï"}, "%C3%BCn%C3%AF", "ünï"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			page := listingPage("/", []listEntry{tt.entry}, false)
+			got := entries(page)
+			want := tt.wantHref + " => " + tt.wantText
+			if len(got) != 1 || got[0] != want {
+				t.Errorf("listing of %+v: entries %q, want [%q]", tt.entry, got, want)
+			}
+		})
+	}
+}
+
+func TestListingPageEscapesTitle(t *testing.T) {
+	tests := []struct{ display, want string }{
+		{"/a\x1b]0;x\x07/", `Directory listing for /a\x1b]0;x\x07/`},
+		{"/b\u202ec/", `Directory listing for /b\u202ec/`},
+		{"/\xff<i>/", `Directory listing for /\xff&lt;i&gt;/`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.display, func(t *testing.T) {
+			page := listingPage(tt.display, nil, false)
+			for _, part := range []string{"<title>" + tt.want + "</title>", "<h1>" + tt.want + "</h1>"} {
+				if !strings.Contains(page, part) {
+					t.Errorf("listingPage(%q) lacks %q:\n%s", tt.display, part, page)
+				}
+			}
+		})
+	}
+}
+
+// TestListingStrangeNamesOnDisk lists a real directory of hostile names
+// over HTTP, then follows every link as a browser would: each must show
+// escaped and lead to its own file's bytes.
+func TestListingStrangeNamesOnDisk(t *testing.T) {
+	root := t.TempDir()
+	dir := filepath.Join(root, "strange")
+	must(t, os.Mkdir(dir, 0o755))
+	files := []struct{ name, shown string }{
+		{"esc\x1b[31mred.txt", `esc\x1b[31mred.txt`},
+		{"bell\x07\ttab.txt", `bell\x07\x09tab.txt`},
+		{"report\u202etxt.exe", `report\u202etxt.exe`},
+		{"iso\u2066late\u2069.txt", `iso\u2066late\u2069.txt`},
+		{"marks\u200e\u200f.txt", `marks\u200e\u200f.txt`},
+		{"c1\u0085\u009b.txt", `c1\x85\x9b.txt`},
+		{"del\x7f.txt", `del\x7f.txt`},
+		{"bad\xff\xfe.txt", `bad\xff\xfe.txt`},
+		{`back\slash.txt`, `back\\slash.txt`},
+	}
+	want := map[string]string{} // shown text => content
+	for i, f := range files {
+		content := fmt.Sprintf("file %d: %q\n", i, f.name)
+		must(t, os.WriteFile(filepath.Join(dir, f.name), []byte(content), 0o644))
+		want[f.shown] = content
+	}
+	must(t, os.Mkdir(filepath.Join(dir, "sub\u202e\x1b"), 0o755))
+	want[`sub\u202e\x1b/`] = "" // a directory: its own listing
+
+	srv := httptest.NewServer(newHandler(t, root))
+	t.Cleanup(srv.Close)
+	base, err := url.Parse(srv.URL + "/strange/")
+	must(t, err)
+	page := get(t, base.String())
+	hrefs := map[string]string{} // shown text => href
+	for _, m := range entryRE.FindAllStringSubmatch(page, -1) {
+		hrefs[m[2]] = m[1]
+	}
+	if got, want := slices.Sorted(maps.Keys(hrefs)), slices.Sorted(maps.Keys(want)); !slices.Equal(got, want) {
+		t.Fatalf("listing shows %q, want %q:\n%s", got, want, page)
+	}
+	for _, shown := range slices.Sorted(maps.Keys(want)) {
+		t.Run(shown, func(t *testing.T) {
+			href := hrefs[shown]
+			ref, err := url.Parse(href)
+			must(t, err)
+			target := base.ResolveReference(ref).String()
+			body := get(t, target)
+			if strings.HasSuffix(shown, "/") {
+				title := "Directory listing for /strange/" + shown
+				if !strings.Contains(body, "<h1>"+title+"</h1>") {
+					t.Errorf("GET %s (href %q): page lacks the title %q:\n%s", target, href, title, body)
+				}
+				return
+			}
+			if body != want[shown] {
+				t.Errorf("GET %s (href %q): body %q, want %q", target, href, body, want[shown])
+			}
+		})
+	}
+}
+
+// get fetches url and fails the test unless the answer is 200.
+func get(t *testing.T, url string) string {
+	t.Helper()
+	resp, err := http.Get(url)
+	must(t, err)
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	must(t, err)
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET %s: status %d, body %q", url, resp.StatusCode, b)
+	}
+	return string(b)
+}
+
+// TestListingUnreadable: a directory the server may not read is a 404 with
+// Python's message. Root reads any directory, so as root the test runs
+// itself again as nobody (65534), which CI's root run then covers too.
 func TestListingUnreadable(t *testing.T) {
 	if os.Geteuid() == 0 {
-		t.Skip("root reads any directory; permission cannot be denied here")
+		cmd := testenv.Reexec(t, 65534, 65534, "-test.run=^TestListingUnreadable$", "-test.v", "-test.count=1")
+		out, err := cmd.CombinedOutput()
+		if err != nil || !strings.Contains(string(out), "--- PASS: TestListingUnreadable") {
+			t.Errorf("TestListingUnreadable as uid 65534: %v, want it to run and pass:\n%s", err, out)
+		}
+		return
 	}
 	root, _ := fixture(t)
 	must(t, os.Chmod(filepath.Join(root, "emptydir"), 0o311))

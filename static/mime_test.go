@@ -10,6 +10,8 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/cgibox/cgibox/internal/testenv"
 )
 
 func TestContentType(t *testing.T) {
@@ -90,10 +92,10 @@ func TestContentType(t *testing.T) {
 func TestContentTypeMatchesPython(t *testing.T) {
 	py, err := exec.LookPath("python3")
 	if err != nil {
-		t.Skip("python3 not installed")
+		testenv.Skip(t, "python3 not installed (scripts/test.sh installs it)")
 	}
 	if _, err := os.Stat("/etc/mime.types"); err != nil {
-		t.Skip("no /etc/mime.types: python3 would use only its built-in table")
+		testenv.Skip(t, "no /etc/mime.types, so python3 would use only its built-in table (scripts/test.sh installs media-types)")
 	}
 	names := []string{"README", "a.gz", "a.tar.gz", "a.Z", "a.bz2", "a.xz", "a.tgz", "a.svgz", "a.html.br", "a.br", ".bashrc", "a.PNG", "a.unknownext"}
 	for _, ext := range tableExtensions(t) {

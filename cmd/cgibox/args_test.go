@@ -17,6 +17,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/cgibox/cgibox/gateway"
 )
 
 func TestParseServe(t *testing.T) {
@@ -42,6 +44,13 @@ func TestParseServe(t *testing.T) {
 		{args: []string{"--memory", "64M", "--timeout", "5s", "--max-body", "1K"}, check: func(o *serveOptions) bool {
 			return o.memory == 64<<20 && o.timeout == 5*time.Second && o.maxBody == 1024
 		}},
+		{args: []string{"--no-cgi"}, check: func(o *serveOptions) bool {
+			return o.headerTimeout == gateway.DefaultReadHeaderTimeout && o.bodyTimeout == gateway.DefaultBodyTimeout &&
+				o.writeTimeout == gateway.DefaultWriteTimeout && o.idleTimeout == gateway.DefaultIdleTimeout
+		}},
+		{args: []string{"--header-timeout", "1s", "--body-timeout", "2s", "--write-timeout=3s", "--idle-timeout", "4m"}, check: func(o *serveOptions) bool {
+			return o.headerTimeout == time.Second && o.bodyTimeout == 2*time.Second && o.writeTimeout == 3*time.Second && o.idleTimeout == 4*time.Minute
+		}},
 		{args: []string{"--", "8001"}, check: func(o *serveOptions) bool { return o.port == 8001 }},
 		{args: []string{"--cgi-mode", "rfc3875", "--nph"}, check: func(o *serveOptions) bool { return o.cgiMode == "rfc3875" && o.nph }},
 		{args: []string{"--cgi-mode", "apache"}, wantErr: "--cgi-mode"},
@@ -56,6 +65,10 @@ func TestParseServe(t *testing.T) {
 		{args: []string{"--memory", "lots"}, wantErr: "size"},
 		{args: []string{"-d", filepath.Join(dir, "missing")}, wantErr: "not a directory"},
 		{args: []string{"--timeout", "-1s"}, wantErr: "above zero"},
+		{args: []string{"--header-timeout", "0s"}, wantErr: "above zero"},
+		{args: []string{"--body-timeout", "-5s"}, wantErr: "above zero"},
+		{args: []string{"--write-timeout", "soon"}, wantErr: "write-timeout"},
+		{args: []string{"--idle-timeout", "0"}, wantErr: "above zero"},
 	}
 	for _, tc := range cases {
 		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {

@@ -979,21 +979,28 @@ func TestAttack17ScriptFilePolicy(t *testing.T) {
 // TestAttack33SlowClients: slowloris headers are cut by the read-header
 // timeout with no container started; a slow POST holds no container while
 // its body trickles in; a client that never reads a big response gets its
-// script killed by the per-write timeout.
+// script killed by the per-write timeout. The timeouts are set short on the
+// command line, so each must be the one that fires (the defaults are 10 s,
+// 60 s and 30 s, far beyond the bounds checked here).
 func TestAttack33SlowClients(t *testing.T) {
 	requireContainerd(t)
 	c, cctx := containerdClient(t)
 	root := attackSite(t, merge(httpScripts(t, "14", "cat.sh"), map[string]string{
 		"flood.sh": "#!/bin/sh\necho Content-Type: text/plain\necho\nexec yes flood-flood-flood-flood\n",
 	}))
-	// The script's own deadline is far away: only the write timeout (30 s,
-	// the gateway's default; no flag) can stop the flood.
-	srv := startCgibox(t, "-d", root, "--timeout", "5m")
+	const (
+		headerTimeout = 2 * time.Second
+		bodyTimeout   = 5 * time.Second // above the 2 s the "holds no container" POST takes
+		writeTimeout  = 3 * time.Second
+	)
+	// The script's own deadline is far away: only the write timeout can
+	// stop the flood.
+	srv := startCgibox(t, "-d", root, "--timeout", "5m", "--header-timeout", headerTimeout.String(),
+		"--body-timeout", bodyTimeout.String(), "--write-timeout", writeTimeout.String())
 	w := watchCreates(t, srv)
 
 	// A slow POST, in the background while the rest runs: a byte a second
-	// never completes its body before the gateway's body timeout (60 s, no
-	// flag) fires.
+	// never completes its body before the body timeout fires.
 	type slowResult struct {
 		out  string
 		took time.Duration
@@ -1011,7 +1018,7 @@ func TestAttack33SlowClients(t *testing.T) {
 		fmt.Fprintf(conn, "POST /cgi-bin/cat.sh HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n")
 		read := make(chan []byte, 1)
 		go func() {
-			conn.SetReadDeadline(time.Now().Add(90 * time.Second))
+			conn.SetReadDeadline(time.Now().Add(bodyTimeout + 30*time.Second))
 			b, _ := io.ReadAll(conn)
 			read <- b
 		}()
@@ -1049,8 +1056,8 @@ func TestAttack33SlowClients(t *testing.T) {
 		for i := 0; ; i++ {
 			select {
 			case d := <-closed:
-				if d < 9*time.Second || d > 15*time.Second {
-					t.Errorf("connection closed after %s; want the 10 s read-header timeout", d)
+				if d < headerTimeout*9/10 || d > headerTimeout+3*time.Second {
+					t.Errorf("connection closed after %s; want the %s read-header timeout", d, headerTimeout)
 				}
 				return
 			case <-tick.C:
@@ -1096,14 +1103,15 @@ func TestAttack33SlowClients(t *testing.T) {
 		if !waitFor(20*time.Second, func() bool { n, _ := leftovers(t, c, cctx); return n == 1 }) {
 			t.Fatal("the flood script's container never appeared")
 		}
-		// Never read: the gateway's writes stall, the write timeout (30 s)
-		// fires and the script is killed and deleted.
-		if !waitFor(50*time.Second, func() bool { n, _ := leftovers(t, c, cctx); return n == 0 }) {
+		// Never read: the gateway's writes stall, the write timeout fires
+		// and the script is killed and deleted. Each write's deadline is
+		// set after start, so the kill cannot come sooner.
+		if !waitFor(writeTimeout+20*time.Second, func() bool { n, _ := leftovers(t, c, cctx); return n == 0 }) {
 			t.Fatalf("the flood's container still exists %s after the client stopped reading", time.Since(start))
 		}
 		d := time.Since(start)
-		if d < 25*time.Second {
-			t.Errorf("killed after %s: before the write timeout, so something else stopped it", d)
+		if d < writeTimeout {
+			t.Errorf("killed after %s: before the %s write timeout, so something else stopped it", d, writeTimeout)
 		}
 		if !waitFor(5*time.Second, func() bool {
 			return strings.Contains(srv.stderr.String(), "cgi=/cgi-bin/flood.sh") &&
@@ -1116,7 +1124,7 @@ func TestAttack33SlowClients(t *testing.T) {
 		var r slowResult
 		select {
 		case r = <-slowPost:
-		case <-time.After(100 * time.Second):
+		case <-time.After(bodyTimeout + 40*time.Second):
 			t.Fatal("the slow POST never ended")
 		}
 		if r.err != nil {
@@ -1126,8 +1134,10 @@ func TestAttack33SlowClients(t *testing.T) {
 		if len(resps) != 1 || (resps[0].status != 400 && resps[0].status != 408) || strings.Contains(r.out, "len=") {
 			t.Errorf("want one 400/408 and the script never run, got %q", r.out)
 		}
-		if r.took < 55*time.Second || r.took > 75*time.Second {
-			t.Errorf("the slow POST ended after %s; want the 60 s body timeout", r.took)
+		// The body timeout, then at most the 1 s the gateway allows net/http
+		// to drain the rest.
+		if r.took < bodyTimeout*9/10 || r.took > bodyTimeout+4*time.Second {
+			t.Errorf("the slow POST ended after %s; want the %s body timeout", r.took, bodyTimeout)
 		}
 	})
 	assertStillServes(t, srv)

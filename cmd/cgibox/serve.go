@@ -58,6 +58,11 @@ type serveOptions struct {
 	maxBody       int64
 	maxConcurrent int
 
+	headerTimeout time.Duration
+	bodyTimeout   time.Duration
+	writeTimeout  time.Duration
+	idleTimeout   time.Duration
+
 	logFormat string
 	logLevel  slog.Level
 }
@@ -71,6 +76,8 @@ func parseServe(args []string, stderr io.Writer) (*serveOptions, error) {
 	var headers, cgiDirs stringList
 	timeout, drainTimeout := positiveDuration(30*time.Second), positiveDuration(30*time.Second)
 	memory, maxOutput, maxBody := byteSize(128<<20), byteSize(64<<20), byteSize(gateway.DefaultMaxBody)
+	headerTimeout, bodyTimeout := positiveDuration(gateway.DefaultReadHeaderTimeout), positiveDuration(gateway.DefaultBodyTimeout)
+	writeTimeout, idleTimeout := positiveDuration(gateway.DefaultWriteTimeout), positiveDuration(gateway.DefaultIdleTimeout)
 	logLevel := "info"
 	for _, name := range []string{"b", "bind"} {
 		fs.StringVar(&o.bind, name, "", "bind to this `address` (default: all interfaces, IPv4 and IPv6)")
@@ -103,6 +110,10 @@ func parseServe(args []string, stderr io.Writer) (*serveOptions, error) {
 	fs.Var(&maxOutput, "max-output", "output `limit` of one script")
 	fs.Var(&maxBody, "max-body", "largest request `body` passed to a script")
 	fs.IntVar(&o.maxConcurrent, "max-concurrent", gateway.DefaultMaxConcurrent, "CGI requests that may run at `once`")
+	fs.Var(&headerTimeout, "header-timeout", "`limit` on receiving a request's line and headers; then the connection is closed")
+	fs.Var(&bodyTimeout, "body-timeout", "`limit` on receiving a CGI request's body; then 400, and no script runs")
+	fs.Var(&writeTimeout, "write-timeout", "`limit` on each write of a CGI response to the client; then the script is killed")
+	fs.Var(&idleTimeout, "idle-timeout", "`limit` on a keep-alive connection's wait for the next request")
 	fs.StringVar(&o.logFormat, "log-format", "text", "log `format`: text (python's access log) or json")
 	fs.StringVar(&logLevel, "log-level", "info", "log `level`: debug, info, warn or error")
 	fs.StringVar(&o.runtimeBinary, "runtime-binary", "", "runc-compatible runtime `binary` the shim runs (default: runc on containerd's PATH)")
@@ -159,6 +170,8 @@ func parseServe(args []string, stderr io.Writer) (*serveOptions, error) {
 	o.cgiDirs = cgiDirs
 	o.timeout, o.drainTimeout, o.memory = time.Duration(timeout), time.Duration(drainTimeout), int64(memory)
 	o.maxOutput, o.maxBody = int64(maxOutput), int64(maxBody)
+	o.headerTimeout, o.bodyTimeout = time.Duration(headerTimeout), time.Duration(bodyTimeout)
+	o.writeTimeout, o.idleTimeout = time.Duration(writeTimeout), time.Duration(idleTimeout)
 	return o, nil
 }
 
@@ -214,6 +227,10 @@ func serve(ctx context.Context, now <-chan struct{}, args []string, stdout, stde
 		NPH:               o.nph,
 		MaxBody:           o.maxBody,
 		MaxConcurrent:     o.maxConcurrent,
+		ReadHeaderTimeout: o.headerTimeout,
+		BodyTimeout:       o.bodyTimeout,
+		WriteTimeout:      o.writeTimeout,
+		IdleTimeout:       o.idleTimeout,
 		SpoolDir:          filepath.Join(o.dataDir, "spool"),
 		Logger:            log,
 		AccessLog:         stderr,
