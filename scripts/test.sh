@@ -10,6 +10,9 @@ cd "$(dirname "$0")/.."
 if [ "$(id -u)" = 0 ]; then
   ensure_packages containerd:containerd runc:runc /bin/busybox:busybox-static python3:python3 /etc/mime.types:media-types git:git debootstrap:debootstrap
   export CGIBOX_INTEGRATION=require
+  # The perl and python images' archives, kept between runs on this machine
+  # (keyed by recipe hash; only the tests read this).
+  export CGIBOX_TEST_IMAGE_CACHE=${CGIBOX_TEST_IMAGE_CACHE:-/var/cache/cgibox-test/images}
 else
   echo "not running as root: the container tests will skip (run with sudo for the whole suite)" >&2
 fi

@@ -58,8 +58,93 @@ func testMain(m *testing.M) int {
 		}
 		defer d.Stop(ctx)
 		containerdAddr = d.Address()
+		cache := os.Getenv("CGIBOX_TEST_IMAGE_CACHE")
+		restoreImageCache(cache, imageCacheDir(sharedDataDir))
+		defer keepImageCache(imageCacheDir(sharedDataDir), cache)
 	}
 	return m.Run()
+}
+
+// The perl and python images take a debootstrap each (about half a
+// minute); the test command keeps their archives between runs on one
+// machine in $CGIBOX_TEST_IMAGE_CACHE. An archive is named by its recipe's
+// hash, so a changed recipe misses and is built again, and a machine that
+// never ran the suite builds both for real.
+
+// restoreImageCache links (or copies) the archives kept in from into the
+// data directory's image cache to.
+func restoreImageCache(from, to string) {
+	if from == "" {
+		return
+	}
+	kept, _ := filepath.Glob(filepath.Join(from, "*.tar"))
+	if err := os.MkdirAll(to, 0o700); err != nil {
+		fmt.Fprintf(os.Stderr, "image cache: %v\n", err)
+		return
+	}
+	for _, f := range kept {
+		if err := linkOrCopy(f, filepath.Join(to, filepath.Base(f))); err != nil {
+			fmt.Fprintf(os.Stderr, "image cache: %v\n", err)
+		}
+	}
+}
+
+// keepImageCache makes the archives of this run, and only those, the ones
+// kept in to: archives of recipes that changed since do not pile up.
+func keepImageCache(from, to string) {
+	if to == "" {
+		return
+	}
+	built, _ := filepath.Glob(filepath.Join(from, "*.tar"))
+	if len(built) == 0 {
+		return
+	}
+	if err := os.MkdirAll(to, 0o700); err != nil {
+		fmt.Fprintf(os.Stderr, "image cache: %v\n", err)
+		return
+	}
+	keep := map[string]bool{}
+	for _, f := range built {
+		keep[filepath.Base(f)] = true
+		if err := linkOrCopy(f, filepath.Join(to, filepath.Base(f))); err != nil {
+			fmt.Fprintf(os.Stderr, "image cache: %v\n", err)
+		}
+	}
+	old, _ := filepath.Glob(filepath.Join(to, "*.tar"))
+	for _, f := range old {
+		if !keep[filepath.Base(f)] {
+			os.Remove(f)
+		}
+	}
+}
+
+func linkOrCopy(from, to string) error {
+	if _, err := os.Stat(to); err == nil {
+		return nil
+	}
+	if os.Link(from, to) == nil {
+		return nil
+	}
+	src, err := os.Open(from)
+	if err != nil {
+		return err
+	}
+	defer src.Close()
+	tmp := to + ".part"
+	dst, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(dst, src); err != nil {
+		dst.Close()
+		os.Remove(tmp)
+		return err
+	}
+	if err := dst.Close(); err != nil {
+		os.Remove(tmp)
+		return err
+	}
+	return os.Rename(tmp, to)
 }
 
 // requireContainerd skips (or, in CI, fails) t unless the end-to-end CGI
