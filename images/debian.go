@@ -30,12 +30,15 @@ func (rc *Recipe) buildDebian(ctx context.Context, archive io.Writer, opts Optio
 	labels map[string]string, step func(string, ...any)) (Result, error) {
 	name, r := rc.Name, rc.r
 	res := Result{Name: name, Ref: Ref(name)}
+	// The suite and mirror are decided before the cache is looked at: an
+	// archive built from another suite is another image.
+	suite, mirror, note, srcErr := debianSource("/etc", r.debian, opts)
 	var cached string
 	if opts.CacheDir != "" {
 		if err := os.MkdirAll(opts.CacheDir, 0o700); err != nil {
 			return res, fmt.Errorf("images: cache: %w", err)
 		}
-		cached = filepath.Join(opts.CacheDir, name+"-"+rc.SHA256[:16]+".tar")
+		cached = filepath.Join(opts.CacheDir, cacheName(name, rc.SHA256, suite, r.debian))
 		if f, err := os.Open(cached); err == nil {
 			defer f.Close()
 			n, err := io.Copy(archive, f)
@@ -54,13 +57,11 @@ func (rc *Recipe) buildDebian(ctx context.Context, archive io.Writer, opts Optio
 	if _, err := exec.LookPath("debootstrap"); err != nil {
 		return res, fmt.Errorf("images: %s: debootstrap not found (install it: apt-get install debootstrap): %w", name, err)
 	}
-	mirror := opts.Mirror
-	if mirror == "" {
-		m, err := HostMirror("/etc/apt", r.debian)
-		if err != nil {
-			return res, fmt.Errorf("images: %s: %w (or pass a mirror URL with --mirror)", name, err)
-		}
-		mirror = m
+	if srcErr != nil {
+		return res, fmt.Errorf("images: %s: %w", name, srcErr)
+	}
+	if note != "" {
+		step("%s", note)
 	}
 
 	workParent := opts.CacheDir
@@ -75,7 +76,7 @@ func (rc *Recipe) buildDebian(ctx context.Context, archive io.Writer, opts Optio
 	rootfs := filepath.Join(work, "rootfs")
 
 	start := time.Now()
-	if err := debootstrap(ctx, r.debian, r.installs, rootfs, mirror, opts.CacheDir, step); err != nil {
+	if err := debootstrap(ctx, suite, r.installs, rootfs, mirror, opts.CacheDir, step); err != nil {
 		return res, fmt.Errorf("images: %s: %w", name, err)
 	}
 	size, files := treeSize(rootfs)
@@ -85,7 +86,7 @@ func (rc *Recipe) buildDebian(ctx context.Context, archive io.Writer, opts Optio
 	if err != nil {
 		return res, fmt.Errorf("images: %s: %w", name, err)
 	}
-	labels[LabelDebianSuite] = r.debian
+	labels[LabelDebianSuite] = suite
 	for _, p := range r.installs {
 		v, ok := versions[p]
 		if !ok {
@@ -576,6 +577,83 @@ func writeTree(w io.Writer, rootfs string, mtime time.Time) (layerStats, error) 
 	}
 	st.bytes = cw.n
 	return st, nil
+}
+
+// cacheName is the file name of a built archive in the cache: the recipe's
+// name and hash, and the suite when it is not the recipe's own.
+func cacheName(name, sha, suite, recipeSuite string) string {
+	if suite != recipeSuite {
+		return name + "-" + sha[:16] + "-" + suite + ".tar"
+	}
+	return name + "-" + sha[:16] + ".tar"
+}
+
+// debianSource decides which Debian suite a recipe whose base is
+// `debian recipeSuite` is built from, and from which mirror, given the
+// host's configuration under etc (normally /etc):
+//
+//   - opts.Suite, when set, replaces the recipe's suite;
+//   - opts.Mirror, when set, is the mirror; else the host's apt source for
+//     the suite;
+//   - a Debian host with no apt source for the recipe's suite (Debian 13
+//     building a bookworm recipe) builds from its own suite, which its apt
+//     sources name, and note says so;
+//   - otherwise (Ubuntu, say, or an apt configuration without Debian) the
+//     error says exactly what to pass.
+//
+// suite is set even with an error: the suite a cached archive may be of.
+func debianSource(etc, recipeSuite string, opts Options) (suite, mirror, note string, err error) {
+	suite = recipeSuite
+	if opts.Suite != "" {
+		suite = opts.Suite
+	}
+	if opts.Mirror != "" {
+		return suite, opts.Mirror, "", nil
+	}
+	etcApt := filepath.Join(etc, "apt")
+	m, err := HostMirror(etcApt, suite)
+	if err == nil {
+		return suite, m, "", nil
+	}
+	id, codename := hostOS(filepath.Join(etc, "os-release"))
+	host := strings.TrimSpace(id + " " + codename)
+	if host == "" {
+		host = "an unknown distribution"
+	}
+	if id == "debian" && codename != "" && codename != suite && opts.Suite == "" {
+		if m, herr := HostMirror(etcApt, codename); herr == nil {
+			return codename, m, fmt.Sprintf("no apt source for %s on this host (it runs %s): building from its own suite %s (--suite %s --mirror URL builds %s)",
+				suite, host, codename, suite, suite), nil
+		}
+	}
+	fix := fmt.Sprintf("pass --mirror URL of a Debian mirror that has %s (such as http://deb.debian.org/debian)", suite)
+	if id == "debian" && codename != "" && codename != suite {
+		fix = fmt.Sprintf("pass --suite %s to build from this host's suite, or --mirror URL of a Debian mirror that has %s", codename, suite)
+	}
+	return suite, "", "", fmt.Errorf("%w; this host runs %s: %s", err, host, fix)
+}
+
+// hostOS reads ID and VERSION_CODENAME from an os-release file; empty
+// strings when it cannot tell.
+func hostOS(path string) (id, codename string) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return "", ""
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		k, v, ok := strings.Cut(strings.TrimSpace(line), "=")
+		if !ok {
+			continue
+		}
+		v = strings.Trim(v, `"'`)
+		switch k {
+		case "ID":
+			id = v
+		case "VERSION_CODENAME":
+			codename = v
+		}
+	}
+	return id, codename
 }
 
 // HostMirror returns the Debian mirror the host's apt configuration under

@@ -4,6 +4,7 @@ import (
 	"archive/tar"
 	"bytes"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
@@ -225,5 +226,84 @@ func TestParseDebianRecipes(t *testing.T) {
 				t.Errorf("parseRecipe(%q) = %v, want error containing %q", tt.recipe, err, tt.wantErr)
 			}
 		})
+	}
+}
+
+// TestDebianSource: which suite and mirror a `debian bookworm` recipe is
+// built from on the hosts users have, and what the error says where it
+// cannot be decided.
+func TestDebianSource(t *testing.T) {
+	const (
+		bookwormList = "deb http://deb.debian.org/debian bookworm main\ndeb http://deb.debian.org/debian-security bookworm-security main\n"
+		trixieDeb822 = "Types: deb\nURIs: http://deb.debian.org/debian\nSuites: trixie trixie-updates\nComponents: main\n" +
+			"Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg\n\n" +
+			"Types: deb\nURIs: http://deb.debian.org/debian-security\nSuites: trixie-security\nComponents: main\n"
+		nobleDeb822 = "Types: deb\nURIs: http://archive.ubuntu.com/ubuntu/\nSuites: noble noble-updates noble-backports\n" +
+			"Components: main restricted universe multiverse\nSigned-By: /usr/share/keyrings/ubuntu-archive-keyring.gpg\n"
+	)
+	hosts := map[string]map[string]string{
+		"debian12": {
+			"os-release":       "PRETTY_NAME=\"Debian GNU/Linux 12 (bookworm)\"\nVERSION_ID=\"12\"\nVERSION_CODENAME=bookworm\nID=debian\n",
+			"apt/sources.list": bookwormList,
+		},
+		"debian13": {
+			"os-release":                        "PRETTY_NAME=\"Debian GNU/Linux 13 (trixie)\"\nVERSION_ID=\"13\"\nVERSION_CODENAME=trixie\nID=debian\n",
+			"apt/sources.list.d/debian.sources": trixieDeb822,
+		},
+		"ubuntu2404": {
+			"os-release":                        "PRETTY_NAME=\"Ubuntu 24.04.1 LTS\"\nID=ubuntu\nID_LIKE=debian\nVERSION_CODENAME=noble\n",
+			"apt/sources.list.d/ubuntu.sources": nobleDeb822,
+		},
+	}
+	tests := []struct {
+		host                string
+		opts                Options
+		suite, mirror, note string // note: a part of it
+		errHas              []string
+	}{
+		{host: "debian12", suite: "bookworm", mirror: "http://deb.debian.org/debian"},
+		{host: "debian13", suite: "trixie", mirror: "http://deb.debian.org/debian", note: "building from its own suite trixie"},
+		{host: "debian13", opts: Options{Suite: "trixie"}, suite: "trixie", mirror: "http://deb.debian.org/debian"},
+		{host: "debian13", opts: Options{Mirror: "http://m.invalid/debian"}, suite: "bookworm", mirror: "http://m.invalid/debian"},
+		{host: "debian13", opts: Options{Suite: "bookworm"}, suite: "bookworm",
+			errHas: []string{"no deb source for \"bookworm\"", "debian trixie", "--suite trixie", "--mirror URL"}},
+		{host: "ubuntu2404", suite: "bookworm", errHas: []string{"ubuntu noble", "--mirror URL", "http://deb.debian.org/debian"}},
+		{host: "ubuntu2404", opts: Options{Suite: "trixie", Mirror: "http://m.invalid/debian"}, suite: "trixie", mirror: "http://m.invalid/debian"},
+	}
+	for _, tt := range tests {
+		t.Run(fmt.Sprintf("%s %+v", tt.host, tt.opts), func(t *testing.T) {
+			etc := t.TempDir()
+			for name, body := range hosts[tt.host] {
+				p := filepath.Join(etc, name)
+				if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+					t.Fatal(err)
+				}
+				if err := os.WriteFile(p, []byte(body), 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			suite, mirror, note, err := debianSource(etc, "bookworm", tt.opts)
+			if suite != tt.suite || mirror != tt.mirror || !strings.Contains(note, tt.note) || (tt.note == "") != (note == "") {
+				t.Errorf("debianSource = %q, %q, note %q; want %q, %q, note with %q", suite, mirror, note, tt.suite, tt.mirror, tt.note)
+			}
+			if (err != nil) != (len(tt.errHas) > 0) {
+				t.Fatalf("debianSource error = %v, want one containing %q", err, tt.errHas)
+			}
+			for _, s := range tt.errHas {
+				if !strings.Contains(err.Error(), s) {
+					t.Errorf("error %q does not say %q", err, s)
+				}
+			}
+		})
+	}
+}
+
+func TestCacheNameCarriesForeignSuite(t *testing.T) {
+	sha := strings.Repeat("ab", 32)
+	if got := cacheName("perl", sha, "bookworm", "bookworm"); got != "perl-abababababababab.tar" {
+		t.Errorf("cacheName for the recipe's suite = %q", got)
+	}
+	if got := cacheName("perl", sha, "trixie", "bookworm"); got != "perl-abababababababab-trixie.tar" {
+		t.Errorf("cacheName for another suite = %q", got)
 	}
 }

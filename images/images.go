@@ -76,8 +76,12 @@ type Options struct {
 	// cache: every build starts from scratch in a temporary directory.
 	CacheDir string
 	// Mirror is the Debian mirror URL debootstrap downloads from; "" means
-	// the one the host's apt configuration names for the recipe's suite.
+	// the one the host's apt configuration names for the suite.
 	Mirror string
+	// Suite replaces the Debian suite a recipe names ("": the recipe's,
+	// or the host's own Debian suite when its apt sources have no other;
+	// see debianSource).
+	Suite string
 }
 
 // Result describes a finished build.

@@ -13,9 +13,16 @@ build_cgibox
 # The demo has Perl and Python scripts too: their images are made from a
 # Debian minbase the first time (about a minute each), then come from the
 # cache under /var/lib/cgibox.
+# An image that cannot be built (a host whose apt sources have no Debian
+# suite, no network to the mirror) leaves the rest of the demo running:
+# say which scripts will answer 503 and how to build it later.
 for image in perl python; do
   say "image $image"
-  ./cgibox image build "$image"
+  if ! ./cgibox image build "$image"; then
+    scripts=$(grep -l -E "^#!.*[/ ]${image}3?( |\$)" examples/cgi-bin/* 2>/dev/null | xargs -r -n1 basename | tr '\n' ' ' || true)
+    printf 'warning: the %s image could not be built (see above); these examples will answer 503: %s\n' "$image" "${scripts:-none}" >&2
+    printf '         build it later with: ./cgibox image build %s [--suite SUITE] [--mirror URL]\n' "$image" >&2
+  fi
 done
 # Scripts run as uid 65534: they and their directory must be readable and
 # executable by others, whatever the umask of the clone was.

@@ -42,7 +42,7 @@ func (d *daemonFlags) connect(ctx context.Context, command string, stderr io.Wri
 		sandbox.WithLogger(log), sandbox.WithCommand(command), sandbox.WithShareDataDir()}, opts...)...)
 }
 
-const imageUsage = `usage: cgibox image build NAME|DIR [--mirror URL] | import ARCHIVE | ls | rm NAME  [--containerd ADDR] [--data-dir DIR]`
+const imageUsage = `usage: cgibox image build NAME|DIR [--suite SUITE] [--mirror URL] | import ARCHIVE | ls | rm NAME  [--containerd ADDR] [--data-dir DIR]`
 
 // imageCacheDir is where built images and downloaded Debian packages are
 // kept under a data directory.
@@ -57,9 +57,10 @@ func imageCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.SetOutput(stderr)
 	var d daemonFlags
 	d.register(fs)
-	var mirror string
+	var mirror, suite string
 	if sub == "build" {
 		fs.StringVar(&mirror, "mirror", "", "Debian mirror `URL` for Debian-based images (default: the host's apt sources)")
+		fs.StringVar(&suite, "suite", "", "Debian `suite` for Debian-based images (default: the recipe's, else the host's own)")
 	}
 	pos, err := parseInterleaved(fs, args[1:])
 	if err != nil {
@@ -79,7 +80,7 @@ func imageCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	case "build":
 		start := time.Now()
 		res, err := buildImage(ctx, mgr, pos[0], images.Options{
-			Progress: stderr, CacheDir: imageCacheDir(d.dataDir), Mirror: mirror,
+			Progress: stderr, CacheDir: imageCacheDir(d.dataDir), Mirror: mirror, Suite: suite,
 		})
 		if err != nil {
 			return err
