@@ -94,6 +94,18 @@ type Result struct {
 	// cgroup did not tell.
 	CPU        time.Duration
 	PeakMemory int64
+	// Phases is where the job's time went before and after the script.
+	Phases Phases
+}
+
+// Phases are the durations of a job's steps around the script itself
+// (Result.Duration), as measured by the gateway side. The container's
+// deletion comes after Run returns; it is in the debug log.
+type Phases struct {
+	Create time.Duration // image lookup, snapshot and container record
+	Task   time.Duration // new task: shim, runtime create, mounts, FIFOs
+	Start  time.Duration // task start, until the script runs
+	Drain  time.Duration // from the exit until the output is drained and the metrics read
 }
 
 // withDefaults returns l with its zero fields taken from d.

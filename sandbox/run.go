@@ -80,6 +80,7 @@ func (m *Manager) Run(ctx context.Context, job Job) (Result, error) {
 	if err != nil {
 		return res, fmt.Errorf("job %s: %w", job.ID, err)
 	}
+	t := time.Now()
 	img, err := m.client.GetImage(ctx, job.Image)
 	if err != nil {
 		if errdefs.IsNotFound(err) {
@@ -114,8 +115,14 @@ func (m *Manager) Run(ctx context.Context, job Job) (Result, error) {
 		m.removeSnapshot(ctx, id)
 		return res, m.beforeStart(ctx, fmt.Errorf("create container %s: %w", id, err))
 	}
+	res.Phases.Create = time.Since(t)
 	var task containerd.Task
-	defer func() { m.cleanup(ctx, container, task) }()
+	defer func() {
+		deleted := time.Now()
+		m.cleanup(ctx, container, task)
+		m.log.Debug("job phases", "container", id, "create", res.Phases.Create, "task", res.Phases.Task,
+			"start", res.Phases.Start, "run", res.Duration, "drain", res.Phases.Drain, "delete", time.Since(deleted))
+	}()
 
 	started := make(chan struct{})
 	stdout := &outWriter{w: job.Stdout, limit: l.Output, started: started, ended: make(chan Reason, 1), done: make(chan struct{})}
@@ -126,6 +133,7 @@ func (m *Manager) Run(ctx context.Context, job Job) (Result, error) {
 	defer stdout.close()
 	defer stderr.close()
 	stdin := &eofReader{r: frameReader(frame, job.Stdin), eof: make(chan struct{})}
+	t = time.Now()
 	task, err = container.NewTask(ctx, cio.NewCreator(cio.WithStreams(stdin, stdout, stderr)))
 	if err != nil {
 		return res, m.beforeStart(ctx, fmt.Errorf("create task %s: %w", id, err))
@@ -139,10 +147,13 @@ func (m *Manager) Run(ctx context.Context, job Job) (Result, error) {
 	if err != nil {
 		return res, m.beforeStart(ctx, fmt.Errorf("wait task %s: %w", id, err))
 	}
+	res.Phases.Task = time.Since(t)
+	t = time.Now()
 	if err := task.Start(ctx); err != nil {
 		return res, m.beforeStart(ctx, fmt.Errorf("start task %s: %w", id, err))
 	}
 	start := time.Now()
+	res.Phases.Start = start.Sub(t)
 	// Closing our end of the stdin FIFO is not enough for the script to see
 	// EOF: the shim holds the FIFO open for writing too (containerd 1.6,
 	// verified by TestRunStdinByteExact). Tell it to close stdin once the
@@ -168,7 +179,8 @@ func (m *Manager) Run(ctx context.Context, job Job) (Result, error) {
 
 	var st containerd.ExitStatus
 	res.Reason, st, err = supervise(ctx, task, exited, stdout.ended, l)
-	res.Duration = time.Since(start)
+	ended := time.Now()
+	res.Duration = ended.Sub(start)
 	if err == nil {
 		if st.Error() != nil {
 			err = fmt.Errorf("wait task %s: %w", id, st.Error())
@@ -186,6 +198,7 @@ func (m *Manager) Run(ctx context.Context, job Job) (Result, error) {
 	}
 	m.drain(task)
 	m.readMetrics(ctx, task, &res)
+	res.Phases.Drain = time.Since(ended)
 	if job.Ended != nil {
 		job.Ended(res, err)
 	}
