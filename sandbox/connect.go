@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"time"
 
 	containerd "github.com/containerd/containerd/v2/client"
@@ -23,9 +24,10 @@ const (
 	AddressPrivate = "private"
 )
 
-// holderWait bounds how long a command beside a starting holder waits for
-// it to record its containerd.
-const holderWait = 10 * time.Second
+// lockWait bounds how long a command waits for a data directory held by a
+// shorter command (an image build takes a minute or two), or for a serving
+// holder to record its containerd (its start-up can take most of a minute).
+const lockWait = 5 * time.Minute
 
 // endpoint is the containerd a process uses, found by openEndpoint: the
 // one answer to "which containerd?" that serve, image, gc and doctor share.
@@ -55,19 +57,31 @@ type endpointConfig struct {
 	log   *slog.Logger
 }
 
-// openEndpoint takes the data directory (or, with share, finds it held and
-// works beside its holder) and connects to the containerd cfg.address
-// names. A private containerd is started only by the holder of the data
-// directory, and a private containerd left running is stopped only when the
-// process that started it is provably gone.
+// openEndpoint takes the data directory (or, with share, finds it held by a
+// serving cgibox and works beside it) and connects to the containerd
+// cfg.address names. A private containerd is started only by the holder of
+// the data directory, and a private containerd left running is stopped only
+// when the process that started it is provably gone.
 func openEndpoint(ctx context.Context, cfg endpointConfig) (*endpoint, error) {
-	lock, err := lockDataDir(cfg.dataDir, cfg.command)
-	var busy *BusyError
+	if cfg.address != AddressAuto && cfg.address != AddressPrivate && cfg.address != "" {
+		// Recorded for other commands, which may run elsewhere.
+		abs, err := filepath.Abs(cfg.address)
+		if err != nil {
+			return nil, fmt.Errorf("containerd address: %w", err)
+		}
+		cfg.address = abs
+	}
+	lock, busy, err := acquire(ctx, cfg)
 	switch {
-	case errors.As(err, &busy) && cfg.share:
-		return besideHolder(ctx, cfg, busy)
+	case busy != nil:
+		return besideHolder(ctx, cfg, busy.Holder)
 	case err != nil:
 		return nil, err
+	}
+	// A private daemon whose owner was killed is stopped whichever
+	// containerd this holder goes on to use.
+	if err := stopStale(filepath.Join(cfg.dataDir, "containerd.pid"), filepath.Join(cfg.dataDir, "containerd.toml"), cfg.log); err != nil {
+		cfg.log.Warn("a private containerd of this data directory runs", "err", err)
 	}
 	e, err := connectHeld(ctx, cfg)
 	if err != nil {
@@ -80,6 +94,43 @@ func openEndpoint(ctx context.Context, cfg endpointConfig) (*endpoint, error) {
 		return nil, err
 	}
 	return e, nil
+}
+
+// acquire takes the data directory's lock, or, with share, returns the
+// serving cgibox that holds it (busy) once that one has connected to
+// containerd. Only a serve is worked beside: a shorter command (image
+// build, gc, doctor) stops its private containerd when it ends, under
+// whatever would use it, so acquire waits for it to finish instead, up to
+// lockWait, saying so once. A second serve is refused at once.
+func acquire(ctx context.Context, cfg endpointConfig) (lock *dataDirLock, busy *BusyError, err error) {
+	ctx, cancel := context.WithTimeout(ctx, lockWait)
+	defer cancel()
+	tick := time.NewTicker(100 * time.Millisecond)
+	defer tick.Stop()
+	said := false
+	for {
+		lock, err = lockDataDir(cfg.dataDir, cfg.command)
+		if !errors.As(err, &busy) {
+			return lock, nil, err
+		}
+		h := busy.Holder
+		switch {
+		case h.Command == "serve" && !cfg.share:
+			return nil, nil, err
+		case h.Command == "serve" && h.Containerd != "":
+			return nil, busy, nil
+		}
+		if !said {
+			cfg.log.Info("waiting for the cgibox that holds the data directory", "data_dir", cfg.dataDir, "holder", busy.Error())
+			said = true
+		}
+		select {
+		case <-ctx.Done():
+			return nil, nil, fmt.Errorf("%w; waited %s (pass --containerd ADDR to use a daemon directly, or another --data-dir)",
+				err, lockWait)
+		case <-tick.C:
+		}
+	}
 }
 
 // connectHeld connects for the holder of the data directory.
@@ -123,53 +174,20 @@ func startPrivate(ctx context.Context, cfg endpointConfig) (*endpoint, error) {
 		where: "as a private daemon started under " + cfg.dataDir}, nil
 }
 
-// besideHolder connects a process that found the data directory held: to
-// the address it was given, or else to the holder's own containerd. It
-// never starts or stops a daemon there.
-func besideHolder(ctx context.Context, cfg endpointConfig, busy *BusyError) (*endpoint, error) {
-	if cfg.address != AddressAuto && cfg.address != AddressPrivate && cfg.address != "" {
-		h, _ := readHolder(cfg.dataDir)
-		c, err := connect(ctx, cfg.address)
-		if err != nil {
-			return nil, err
-		}
-		return &endpoint{client: c, address: cfg.address, beside: &h, where: "on " + cfg.address}, nil
+// besideHolder connects a process beside the serving cgibox h that holds
+// the data directory: to the address it was given, or else to h's own
+// containerd. It never starts or stops a daemon there.
+func besideHolder(ctx context.Context, cfg endpointConfig, h Holder) (*endpoint, error) {
+	addr := cfg.address
+	if addr == AddressAuto || addr == AddressPrivate || addr == "" {
+		addr = h.Containerd
 	}
-	h, err := waitForHolder(ctx, cfg.dataDir, busy.Holder)
+	c, err := connect(ctx, addr)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("data directory %s is held by %s; containerd on %s: %w", cfg.dataDir, h, addr, err)
 	}
-	c, err := connect(ctx, h.Containerd)
-	if err != nil {
-		return nil, fmt.Errorf("data directory %s is held by %s, whose containerd does not answer: %w", cfg.dataDir, h, err)
-	}
-	return &endpoint{client: c, address: h.Containerd, beside: &h,
-		where: fmt.Sprintf("as the daemon of %s, which holds %s", h, cfg.dataDir)}, nil
-}
-
-// waitForHolder waits, up to holderWait, until the holder of dataDir has
-// recorded the containerd it uses.
-func waitForHolder(ctx context.Context, dataDir string, h Holder) (Holder, error) {
-	ctx, cancel := context.WithTimeout(ctx, holderWait)
-	defer cancel()
-	tick := time.NewTicker(100 * time.Millisecond)
-	defer tick.Stop()
-	for h.Containerd == "" {
-		select {
-		case <-ctx.Done():
-			who := "another cgibox"
-			if h.PID != 0 {
-				who = h.String()
-			}
-			return h, fmt.Errorf("%w: data directory %s is held by %s, which has not connected to containerd within %s; "+
-				"pass --containerd ADDR to use a daemon directly, or another --data-dir", ErrDataDirBusy, dataDir, who, holderWait)
-		case <-tick.C:
-		}
-		if next, err := readHolder(dataDir); err == nil {
-			h = next
-		}
-	}
-	return h, nil
+	return &endpoint{client: c, address: addr, beside: &h,
+		where: fmt.Sprintf("on %s, beside %s, which holds %s", addr, h, cfg.dataDir)}, nil
 }
 
 // close closes the client, stops a daemon this process started and only

@@ -3,11 +3,13 @@ package sandbox
 import (
 	"encoding/json"
 	"errors"
+	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -238,4 +240,74 @@ func mustJSON(t *testing.T, v any) string {
 		t.Fatal(err)
 	}
 	return string(b)
+}
+
+// A command never works beside a shorter command than serve: that one
+// stops its private containerd when it ends, under whatever would use it.
+// The second command waits for the data directory instead, then holds it.
+func TestNewWaitsForShortLivedHolder(t *testing.T) {
+	manager(t)
+	dataDir, err := os.MkdirTemp("", "cgibox-wait-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer os.RemoveAll(dataDir)
+	ctx := testContext(t)
+	build, err := New(ctx, WithAddress(AddressPrivate), WithDataDir(dataDir), WithLauncher(testEnv.launcher),
+		WithCommand("image build"), WithoutStartupSweep())
+	if err != nil {
+		t.Fatal(err)
+	}
+	logs := &lockedBuffer{}
+	type made struct {
+		m   *Manager
+		err error
+	}
+	second := make(chan made, 1)
+	go func() {
+		m, err := New(ctx, WithAddress(AddressPrivate), WithDataDir(dataDir), WithLauncher(testEnv.launcher),
+			WithShareDataDir(), WithCommand("image ls"), WithoutStartupSweep(),
+			WithLogger(slog.New(slog.NewTextHandler(logs, nil))))
+		second <- made{m, err}
+	}()
+	deadline := time.After(30 * time.Second)
+	for !strings.Contains(logs.String(), "waiting for the cgibox that holds the data directory") {
+		select {
+		case r := <-second:
+			build.Close()
+			t.Fatalf("New beside an image build returned (%v, %v) instead of waiting for it", r.m, r.err)
+		case <-deadline:
+			build.Close()
+			t.Fatalf("New beside an image build neither waited nor returned; log:\n%s", logs.String())
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	if err := build.Close(); err != nil {
+		t.Fatal(err)
+	}
+	r := <-second
+	if r.err != nil {
+		t.Fatalf("New after the image build ended: %v", r.err)
+	}
+	defer r.m.Close()
+	if r.m.endpoint.lock == nil || !r.m.Private() {
+		t.Errorf("after waiting: holds the lock %v, private daemon %v; want both", r.m.endpoint.lock != nil, r.m.Private())
+	}
+}
+
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }

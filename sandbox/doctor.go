@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"compress/gzip"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -175,7 +176,10 @@ func checkBinaries() []Check {
 func doctorConnect(ctx context.Context, cfg DoctorConfig, root bool) (c *containerd.Client, where string, cleanup func(), err error) {
 	if !root {
 		addr := cfg.Address
-		if addr == AddressAuto || addr == AddressPrivate || addr == "" {
+		if addr == AddressPrivate {
+			return nil, "", nil, errors.New("a private containerd needs root")
+		}
+		if addr == AddressAuto || addr == "" {
 			addr = DefaultAddress
 		}
 		c, err = connect(ctx, addr)

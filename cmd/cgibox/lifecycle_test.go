@@ -81,7 +81,7 @@ func TestCommandsBesideServingInstance(t *testing.T) {
 		{[]string{"image", "ls", "--data-dir", dataDir}, "cgibox.local/busybox:latest", 0},
 		{[]string{"gc", "--data-dir", dataDir}, "removed 0 leftover container(s)", 0},
 		{[]string{"image", "rm", "no-such-image", "--data-dir", dataDir}, "no-such-image", 1},
-		{[]string{"doctor", "--data-dir", dataDir}, "as the daemon of cgibox serve (pid " + strconv.Itoa(srv.cmd.Process.Pid), -1},
+		{[]string{"doctor", "--data-dir", dataDir}, "beside cgibox serve (pid " + strconv.Itoa(srv.cmd.Process.Pid), -1},
 	}
 	for _, c := range commands {
 		out, code := runCgibox(t, c.args...)

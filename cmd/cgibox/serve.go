@@ -242,6 +242,12 @@ func serve(ctx context.Context, now <-chan struct{}, args []string, stdout, stde
 	if cfg.CGI {
 		sb, err := startSandbox(ctx, o, log, stderr)
 		switch {
+		case ctx.Err() != nil:
+			// Stopped while starting: nothing was served yet.
+			if sb != nil {
+				sb.close()
+			}
+			return nil
 		case errors.Is(err, sandbox.ErrDataDirBusy):
 			return fmt.Errorf("%w; use another --data-dir", err)
 		case err != nil:
@@ -330,8 +336,10 @@ func drain(ctx context.Context, srv *http.Server, gw *gateway.Server, timeout ti
 		}
 	}()
 	err := srv.Shutdown(ctx) // closes the listeners and idle connections
-	if err == nil {
-		err = gw.WaitIdle(ctx)
+	if ctx.Err() == nil {
+		// Shutdown does not wait for hijacked streams, and may have
+		// failed on closing a listener only.
+		err = errors.Join(err, gw.WaitIdle(ctx))
 	}
 	if err != nil {
 		log.Warn("drain incomplete: ending what is left", "in_flight", gw.InFlight(), "err", err)
