@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -168,19 +169,69 @@ func instanceOf(dataDir string) string {
 // of /proc/PID/stat), which tells a process from a later one that reuses
 // its pid.
 func processStart(pid int) (uint64, error) {
+	_, start, err := processState(pid)
+	return start, err
+}
+
+// processState is the state (field 3 of /proc/PID/stat: R, S, Z...) and the
+// start time of pid.
+func processState(pid int) (state byte, start uint64, err error) {
 	b, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "stat"))
 	if err != nil {
-		return 0, err
+		return 0, 0, err
 	}
 	// The command name (field 2) is in parentheses and may hold spaces.
 	i := bytes.LastIndexByte(b, ')')
 	if i < 0 {
-		return 0, fmt.Errorf("/proc/%d/stat: malformed", pid)
+		return 0, 0, fmt.Errorf("/proc/%d/stat: malformed", pid)
 	}
 	f := strings.Fields(string(b[i+1:]))
 	// f[0] is field 3 (state); starttime is field 22.
-	if len(f) < 20 {
-		return 0, fmt.Errorf("/proc/%d/stat: malformed", pid)
+	if len(f) < 20 || len(f[0]) != 1 {
+		return 0, 0, fmt.Errorf("/proc/%d/stat: malformed", pid)
 	}
-	return strconv.ParseUint(f[19], 10, 64)
+	start, err = strconv.ParseUint(f[19], 10, 64)
+	return f[0][0], start, err
+}
+
+// ownerLabel names the running process as the owner of a container: its
+// pid namespace, pid and start time ("pid:[4026531836]/1234/5678"), so
+// that a sweep in the same pid namespace can tell whether it still runs.
+func ownerLabel() string {
+	ns, err := os.Readlink("/proc/self/ns/pid")
+	if err != nil {
+		return ""
+	}
+	pid := os.Getpid()
+	start, err := processStart(pid)
+	if err != nil {
+		return ""
+	}
+	return fmt.Sprintf("%s/%d/%d", ns, pid, start)
+}
+
+// ownerGone reports whether the owner a label names has provably ended: it
+// was a process of this pid namespace and that pid no longer runs, or runs
+// a later process. An owner of another namespace, or a label that does not
+// parse, is never gone.
+func ownerGone(label string) bool {
+	ns, rest, ok := strings.Cut(label, "/")
+	if !ok {
+		return false
+	}
+	here, err := os.Readlink("/proc/self/ns/pid")
+	if err != nil || here != ns {
+		return false
+	}
+	p, s, ok := strings.Cut(rest, "/")
+	if !ok {
+		return false
+	}
+	pid, err1 := strconv.Atoi(p)
+	start, err2 := strconv.ParseUint(s, 10, 64)
+	if err1 != nil || err2 != nil || pid <= 0 {
+		return false
+	}
+	now, err := processStart(pid)
+	return errors.Is(err, fs.ErrNotExist) || err == nil && now != start
 }

@@ -94,12 +94,24 @@ type Result struct {
 	// cgroup did not tell.
 	CPU        time.Duration
 	PeakMemory int64
+	// SetupCPU is the CPU the container used before the job was handed
+	// to it: the runtime's start, the seccomp filter, the launcher's start.
+	// CPU does not include it.
+	SetupCPU time.Duration
+	// Container is the id of the job's container (one per job, deleted
+	// after it).
+	Container string
+	// Prepared is true when the job took a container a pool had started
+	// ahead: Phases' Create, Task and Start then happened before the
+	// request.
+	Prepared bool
 	// Phases is where the job's time went before and after the script.
 	Phases Phases
 }
 
 // Phases are the durations of a job's steps around the script itself
-// (Result.Duration), as measured by the gateway side. The container's
+// (Result.Duration), as measured by the gateway side: those of its
+// container, even when a pool did them ahead (Result.Prepared). The container's
 // deletion comes after Run returns; it is in the debug log.
 type Phases struct {
 	Create time.Duration // image lookup, snapshot and container record

@@ -74,6 +74,8 @@ type Manager struct {
 	// runtimeBinary is the runc binary the shim runs ("": runc from the
 	// daemon's PATH).
 	runtimeBinary string
+	cgroups       Cgroups
+	pools         *pools
 
 	// jobs counts the Runs under way, deletes included; closing is closed
 	// by Close to end them.
@@ -98,6 +100,7 @@ type config struct {
 	instance string
 	noSweep  bool
 	runtime  string
+	pool     PoolConfig
 }
 
 // Option configures New.
@@ -202,7 +205,9 @@ func New(ctx context.Context, opts ...Option) (*Manager, error) {
 		instance: instance,
 
 		runtimeBinary: cfg.runtime,
+		cgroups:       DetectCgroups(""),
 	}
+	m.pools = newPools(ctx, m, cfg.pool)
 	if e.beside != nil {
 		m.log.Info("data directory held by another cgibox; working beside it",
 			"data_dir", dataDir, "holder", e.beside.String(), "containerd", e.address)
@@ -269,6 +274,11 @@ func checkStatic(path string) error {
 // stopping cgibox, or its private containerd, leaves nothing behind.
 func (m *Manager) Close() error {
 	m.closeOnce.Do(func() { close(m.closing) })
+	pctx, cancel := context.WithTimeout(context.Background(), closeWait)
+	defer cancel()
+	if err := m.pools.close(pctx); err != nil {
+		m.log.Warn("closing", "err", err)
+	}
 	done := make(chan struct{})
 	go func() {
 		m.jobs.Wait()

@@ -13,8 +13,6 @@ import (
 
 	runcoptions "github.com/containerd/containerd/api/types/runc/options"
 	containerd "github.com/containerd/containerd/v2/client"
-	"github.com/containerd/containerd/v2/core/snapshots"
-	"github.com/containerd/containerd/v2/pkg/cio"
 	"github.com/containerd/errdefs"
 )
 
@@ -80,50 +78,42 @@ func (m *Manager) Run(ctx context.Context, job Job) (Result, error) {
 	if err != nil {
 		return res, fmt.Errorf("job %s: %w", job.ID, err)
 	}
-	t := time.Now()
-	img, err := m.client.GetImage(ctx, job.Image)
-	if err != nil {
-		if errdefs.IsNotFound(err) {
-			return res, fmt.Errorf("%w: %w: %s", ErrUnavailable, ErrImageNotFound, job.Image)
+	key := poolKey{site: job.Site, image: job.Image, scriptDir: job.ScriptDir, mountPoint: job.MountPoint, limits: l}
+	c := m.pools.take(key)
+	res.Prepared = c != nil
+	if c == nil {
+		var err error
+		c, err = m.startContainer(ctx, key, identity{id: "cgibox-" + job.ID, labels: map[string]string{
+			LabelRequest:  job.ID,
+			LabelSite:     job.Site,
+			LabelDeadline: time.Now().Add(l.Wall).UTC().Format(time.RFC3339),
+			LabelInstance: m.instance,
+		}})
+		if err != nil {
+			return res, m.beforeStart(ctx, err)
 		}
-		return res, m.beforeStart(ctx, fmt.Errorf("image %s: %w", job.Image, err))
 	}
-
-	id := "cgibox-" + job.ID
-	labels := map[string]string{
-		LabelRequest:  job.ID,
-		LabelSite:     job.Site,
-		LabelDeadline: time.Now().Add(l.Wall).UTC().Format(time.RFC3339),
-		LabelInstance: m.instance,
-	}
-	container, err := m.client.NewContainer(ctx, id,
-		containerd.WithRuntime(Runtime, m.runtimeOptions()),
-		containerd.WithContainerLabels(labels),
-		containerd.WithImageName(job.Image),
-		containerd.WithSnapshotter(Snapshotter),
-		// A writable snapshot so that runc can create the mount points;
-		// the spec makes the root read-only for the task.
-		containerd.WithNewSnapshot(id, img, snapshots.WithLabels(labels)),
-		containerd.WithNewSpec(hardenedSpec(specConfig{
-			Launcher:   m.launcher,
-			ScriptDir:  job.ScriptDir,
-			MountPoint: job.MountPoint,
-			Limits:     l,
-		})),
-	)
-	if err != nil {
-		m.removeSnapshot(ctx, id)
-		return res, m.beforeStart(ctx, fmt.Errorf("create container %s: %w", id, err))
-	}
-	res.Phases.Create = time.Since(t)
-	var task containerd.Task
+	res.Phases, res.Container = c.phases, c.id
 	defer func() {
 		deleted := time.Now()
-		m.cleanup(ctx, container, task)
-		m.log.Debug("job phases", "container", id, "create", res.Phases.Create, "task", res.Phases.Task,
-			"start", res.Phases.Start, "run", res.Duration, "drain", res.Phases.Drain, "delete", time.Since(deleted))
+		m.cleanup(ctx, c)
+		m.log.Debug("job phases", "container", c.id, "request", job.ID, "prepared", res.Prepared,
+			"create", res.Phases.Create, "task", res.Phases.Task, "start", res.Phases.Start,
+			"run", res.Duration, "drain", res.Phases.Drain, "delete", time.Since(deleted))
 	}()
+	return m.runIn(ctx, c, job, l, frame, res)
+}
 
+// runIn hands job to the started container c: the frame and the body go
+// to the launcher's stdin, the output to the job's writers, and it
+// supervises the script until it has exited and its output is drained.
+func (m *Manager) runIn(ctx context.Context, c *started, job Job, l Limits, frame []byte, res Result) (Result, error) {
+	// What the container used before its job (runtime start, seccomp,
+	// the launcher's start) is not the script's.
+	base, baseErr := m.cgroups.cpuUsage(c.id)
+	if baseErr == nil {
+		res.SetupCPU = base
+	}
 	started := make(chan struct{})
 	stdout := &outWriter{w: job.Stdout, limit: l.Output, started: started, ended: make(chan Reason, 1), done: make(chan struct{})}
 	stderr := &errWriter{w: job.Stderr}
@@ -132,28 +122,25 @@ func (m *Manager) Run(ctx context.Context, job Job) (Result, error) {
 	}
 	defer stdout.close()
 	defer stderr.close()
-	stdin := &eofReader{r: frameReader(frame, job.Stdin), eof: make(chan struct{})}
-	t = time.Now()
-	task, err = container.NewTask(ctx, cio.NewCreator(cio.WithStreams(stdin, stdout, stderr)))
-	if err != nil {
-		return res, m.beforeStart(ctx, fmt.Errorf("create task %s: %w", id, err))
-	}
-	// Wait before Start (containerd's documented order) so that the exit
-	// cannot be missed. The wait outlives a cancelled ctx: the kill below
-	// still has to observe the exit.
-	waitCtx, cancelWait := context.WithCancel(context.WithoutCancel(ctx))
-	defer cancelWait()
-	exited, err := task.Wait(waitCtx)
-	if err != nil {
-		return res, m.beforeStart(ctx, fmt.Errorf("wait task %s: %w", id, err))
-	}
-	res.Phases.Task = time.Since(t)
-	t = time.Now()
-	if err := task.Start(ctx); err != nil {
-		return res, m.beforeStart(ctx, fmt.Errorf("start task %s: %w", id, err))
-	}
+	c.out.attach(stdout)
+	c.errs.attach(stderr)
+	feeding := make(chan struct{})
+	go func() {
+		defer close(feeding)
+		_, err := io.Copy(c.stdin, frameReader(frame, job.Stdin))
+		c.stdin.CloseWithError(err) // nil: the script sees EOF
+	}()
+	defer func() {
+		// A script that does not read its stdin leaves the feeder blocked:
+		// release it, and let no read of job.Stdin outlive Run.
+		c.stdinR.CloseWithError(errJobEnded)
+		select {
+		case <-feeding:
+		case <-time.After(drainTimeout):
+			m.log.Warn("request body still being read after the job", "container", c.id)
+		}
+	}()
 	start := time.Now()
-	res.Phases.Start = start.Sub(t)
 	// Closing our end of the stdin FIFO is not enough for the script to see
 	// EOF: the shim holds the FIFO open for writing too (containerd 1.6,
 	// verified by TestRunStdinByteExact). Tell it to close stdin once the
@@ -162,14 +149,14 @@ func (m *Manager) Run(ctx context.Context, job Job) (Result, error) {
 	defer close(runDone)
 	go func() {
 		select {
-		case <-stdin.eof:
+		case <-c.eof:
 		case <-runDone:
 			return
 		}
 		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), killTimeout)
 		defer cancel()
-		if err := task.CloseIO(cctx, containerd.WithStdinCloser); err != nil && !errdefs.IsNotFound(err) {
-			m.log.Debug("close stdin", "container", id, "err", err)
+		if err := c.task.CloseIO(cctx, containerd.WithStdinCloser); err != nil && !errdefs.IsNotFound(err) {
+			m.log.Debug("close stdin", "container", c.id, "err", err)
 		}
 	}()
 	if job.Started != nil {
@@ -178,12 +165,13 @@ func (m *Manager) Run(ctx context.Context, job Job) (Result, error) {
 	close(started)
 
 	var st containerd.ExitStatus
-	res.Reason, st, err = supervise(ctx, task, exited, stdout.ended, l)
+	var err error
+	res.Reason, st, err = supervise(ctx, c.task, c.exited, stdout.ended, l)
 	ended := time.Now()
 	res.Duration = ended.Sub(start)
 	if err == nil {
 		if st.Error() != nil {
-			err = fmt.Errorf("wait task %s: %w", id, st.Error())
+			err = fmt.Errorf("wait task %s: %w", c.id, st.Error())
 		} else {
 			res.ExitCode = int(st.ExitCode())
 			if at := st.ExitTime(); at.After(start) {
@@ -194,16 +182,22 @@ func (m *Manager) Run(ctx context.Context, job Job) (Result, error) {
 	if err != nil {
 		// containerd no longer answers for the task (it died or was
 		// restarted): the deadline is enforced without it.
-		go m.killAtDeadline(id, start.Add(l.Wall+l.KillGrace))
+		go m.killAtDeadline(c.id, start.Add(l.Wall+l.KillGrace))
 	}
-	m.drain(task)
-	m.readMetrics(ctx, task, &res)
+	m.drain(c.task)
+	m.readMetrics(ctx, c.task, &res)
+	if baseErr == nil && res.CPU >= base {
+		res.CPU -= base
+	}
 	res.Phases.Drain = time.Since(ended)
 	if job.Ended != nil {
 		job.Ended(res, err)
 	}
 	return res, err
 }
+
+// errJobEnded ends the read of a job's stdin that outlived the job.
+var errJobEnded = errors.New("job ended")
 
 // runtimeOptions are the runc shim's options: the runtime binary when
 // WithRuntimeBinary set one, else none (nil: the shim's defaults).
@@ -309,28 +303,34 @@ func (m *Manager) drain(task containerd.Task) {
 	}
 }
 
-// cleanup deletes task, container and snapshot under a context that
-// outlives the request. When containerd fails (it may be restarting), the
-// removal is retried in the background until it answers again, so that a
-// script left running is killed and nothing stays behind; Sweep at the
-// next start catches what even that misses.
-func (m *Manager) cleanup(ctx context.Context, container containerd.Container, task containerd.Task) {
+// cleanup deletes the task, container and snapshot of c under a context
+// that outlives the request. When containerd fails (it may be
+// restarting), the removal is retried in the background until it answers
+// again, so that a script left running is killed and nothing stays behind;
+// Sweep at the next start catches what even that misses.
+func (m *Manager) cleanup(ctx context.Context, c *started) {
 	ctx = context.WithoutCancel(ctx)
 	cctx, cancel := context.WithTimeout(ctx, cleanupTimeout)
 	defer cancel()
+	if c.stdinR != nil {
+		c.stdinR.CloseWithError(errJobEnded)
+	}
 	failed := false
-	if task != nil {
-		if _, err := task.Delete(cctx, containerd.WithProcessKill); err != nil && !errdefs.IsNotFound(err) {
-			m.log.Error("delete task", "container", container.ID(), "err", err)
+	if c.task != nil {
+		if _, err := c.task.Delete(cctx, containerd.WithProcessKill); err != nil && !errdefs.IsNotFound(err) {
+			m.log.Error("delete task", "container", c.id, "err", err)
 			failed = true
 		}
 	}
-	if err := container.Delete(cctx, containerd.WithSnapshotCleanup); err != nil && !errdefs.IsNotFound(err) {
-		m.log.Error("delete container", "container", container.ID(), "err", err)
+	if c.cancelWait != nil {
+		c.cancelWait()
+	}
+	if err := c.container.Delete(cctx, containerd.WithSnapshotCleanup); err != nil && !errdefs.IsNotFound(err) {
+		m.log.Error("delete container", "container", c.id, "err", err)
 		failed = true
 	}
 	if failed {
-		go m.retryRemove(ctx, container)
+		go m.retryRemove(ctx, c.container)
 	}
 }
 

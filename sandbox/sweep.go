@@ -89,6 +89,11 @@ func (m *Manager) owns(labels map[string]string, now time.Time) bool {
 	if labels[LabelInstance] == m.instance {
 		return true
 	}
+	// A prepared container waits for a job of its owner only: once that
+	// owner has ended, nothing will ever take it.
+	if labels[LabelPrepared] == "true" && ownerGone(labels[LabelOwner]) {
+		return true
+	}
 	deadline, err := time.Parse(time.RFC3339, labels[LabelDeadline])
 	return err != nil || now.After(deadline.Add(time.Minute))
 }

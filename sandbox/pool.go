@@ -1,0 +1,456 @@
+package sandbox
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/opencontainers/go-digest"
+)
+
+// PoolConfig sizes the pools of prepared containers: per site, image,
+// script directory and limits, containers started ahead with the launcher
+// waiting for its frame, so that a request only hands over its frame and
+// body. Each prepared container still serves exactly one job.
+type PoolConfig struct {
+	// Max is the most prepared containers one pool holds; 0 turns the
+	// pools off (every job starts its container itself).
+	Max int
+	// Min is how many a pool keeps while idle; 0 lets an idle pool shrink
+	// to none (its next job then starts its own container).
+	Min int
+	// Idle is how long a pool may go without a job before it shrinks by
+	// one.
+	Idle time.Duration
+	// MaxAge is how long a prepared container may wait; older ones are
+	// replaced (and so is one whose image has been rebuilt).
+	MaxAge time.Duration
+}
+
+// DefaultPool is the pool configuration of `cgibox serve`.
+func DefaultPool() PoolConfig {
+	return PoolConfig{Max: 4, Min: 1, Idle: 30 * time.Second, MaxAge: 5 * time.Minute}
+}
+
+// WithPool enables pools of prepared containers (default: none).
+func WithPool(c PoolConfig) Option { return func(cfg *config) { cfg.pool = c } }
+
+// Labels of a container started ahead by a pool: LabelPrepared is "true",
+// LabelOwner names the cgibox process it waits for (see ownerLabel).
+const (
+	LabelPrepared = "cgibox.prepared"
+	LabelOwner    = "cgibox.owner"
+)
+
+const (
+	// poolTick is how often pools are checked for dead, old and stale
+	// containers and for idleness.
+	poolTick = time.Second
+	// imageCheckEvery is how often a pool compares its image's digest.
+	imageCheckEvery = 5 * time.Second
+	// poolBuilders bounds the containers being prepared at once (across
+	// all pools), so that refilling never takes more than this many cores
+	// from the jobs.
+	poolBuilders = 2
+	// failureBackoff is how long a pool waits after a failed preparation.
+	failureBackoff = 5 * time.Second
+)
+
+// poolKey is what a prepared container is made for: everything its spec
+// and rootfs depend on.
+type poolKey struct {
+	site, image, scriptDir, mountPoint string
+	limits                             Limits
+}
+
+// pool holds the prepared containers of one key.
+type pool struct {
+	key poolKey
+
+	// guarded by pools.mu
+	ready     []*started // oldest first
+	preparing int
+	target    int
+	lastJob   time.Time
+	failing   time.Time // no preparations before this
+	digest    digest.Digest
+	checked   time.Time
+	hits      uint64
+	misses    uint64
+}
+
+// pools are a Manager's pools.
+type pools struct {
+	m   *Manager
+	cfg PoolConfig
+	ctx context.Context // ends on close
+
+	mu     sync.Mutex
+	byKey  map[poolKey]*pool
+	closed bool
+
+	owner   string // LabelOwner of the containers
+	cancel  context.CancelFunc
+	builds  chan struct{}
+	workers sync.WaitGroup
+}
+
+func newPools(ctx context.Context, m *Manager, cfg PoolConfig) *pools {
+	ctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	p := &pools{m: m, cfg: cfg, ctx: ctx, cancel: cancel, owner: ownerLabel(), byKey: map[poolKey]*pool{}, builds: make(chan struct{}, poolBuilders)}
+	if cfg.Max > 0 {
+		p.workers.Add(1)
+		go p.maintain()
+	}
+	return p
+}
+
+// take returns a prepared container for key, or nil when none is ready.
+// Either way the pool of key then refills towards its target, which a
+// miss raises.
+func (p *pools) take(key poolKey) *started {
+	if p.cfg.Max <= 0 {
+		return nil
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed {
+		return nil
+	}
+	pl := p.byKey[key]
+	if pl == nil {
+		pl = &pool{key: key, target: max(p.cfg.Min, 1)}
+		p.byKey[key] = pl
+	}
+	pl.lastJob = time.Now()
+	var got *started
+	for len(pl.ready) > 0 && got == nil {
+		s := pl.ready[len(pl.ready)-1] // the newest: the oldest age out
+		pl.ready = pl.ready[:len(pl.ready)-1]
+		if why := s.usable(p.ctx); why != "" {
+			p.retire(s, why)
+			continue
+		}
+		got = s
+	}
+	if got != nil {
+		pl.hits++
+	} else {
+		pl.misses++
+		pl.target = min(pl.target+1, p.cfg.Max)
+	}
+	p.refill(pl)
+	return got
+}
+
+// refill starts preparations until the pool will hold its target.
+// p.mu is held.
+func (p *pools) refill(pl *pool) {
+	if p.closed || time.Now().Before(pl.failing) {
+		return
+	}
+	for len(pl.ready)+pl.preparing < pl.target {
+		pl.preparing++
+		p.workers.Add(1)
+		go p.prepare(pl)
+	}
+}
+
+// prepare starts one container for pl.
+func (p *pools) prepare(pl *pool) {
+	defer p.workers.Done()
+	s, err := p.build(pl.key)
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	pl.preparing--
+	switch {
+	case err != nil:
+		if p.ctx.Err() == nil {
+			p.m.log.Warn("preparing a container failed; the pool retries later",
+				"site", pl.key.site, "image", pl.key.image, "retry_in", failureBackoff, "err", err)
+		}
+		pl.failing = time.Now().Add(failureBackoff)
+	case p.closed || len(pl.ready) >= pl.target:
+		p.retire(s, "not needed")
+	default:
+		pl.ready = append(pl.ready, s)
+		if pl.digest == "" {
+			pl.digest, pl.checked = s.image, time.Now()
+		}
+	}
+}
+
+// build starts a prepared container for key, one of at most poolBuilders
+// at once.
+func (p *pools) build(key poolKey) (*started, error) {
+	select {
+	case p.builds <- struct{}{}:
+		defer func() { <-p.builds }()
+	case <-p.ctx.Done():
+		return nil, p.ctx.Err()
+	}
+	id, err := preparedID()
+	if err != nil {
+		return nil, err
+	}
+	// A prepared container's deadline covers its longest wait and the
+	// longest job after it, so that no sweep of another instance takes it
+	// for a leftover while this one is alive.
+	deadline := time.Now().Add(p.cfg.MaxAge + poolTick + key.limits.Wall + key.limits.KillGrace)
+	return p.m.startContainer(p.ctx, key, identity{id: "cgibox-" + id, labels: map[string]string{
+		LabelRequest:  id,
+		LabelSite:     key.site,
+		LabelDeadline: deadline.UTC().Format(time.RFC3339),
+		LabelInstance: p.m.instance,
+		LabelPrepared: "true",
+		LabelOwner:    p.owner,
+	}})
+}
+
+// preparedID names a prepared container: "p-" and 16 random hex digits.
+func preparedID() (string, error) {
+	var b [8]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return "", fmt.Errorf("container id: %w", err)
+	}
+	return "p-" + hex.EncodeToString(b[:]), nil
+}
+
+// retire deletes a prepared container that will serve no job, in the
+// background. p.mu may be held.
+func (p *pools) retire(s *started, why string) {
+	if why == "exited" || why == "wrote before its job" {
+		p.m.log.Warn("a prepared container failed before its job; replacing it",
+			"container", s.id, "why", why, "stderr", s.errs.kept())
+	} else {
+		p.m.log.Debug("retiring a prepared container", "container", s.id, "why", why)
+	}
+	p.workers.Add(1)
+	go func() {
+		defer p.workers.Done()
+		p.m.cleanup(p.ctx, s)
+	}()
+}
+
+// maintain checks the pools every poolTick until close.
+func (p *pools) maintain() {
+	defer p.workers.Done()
+	t := time.NewTicker(poolTick)
+	defer t.Stop()
+	for {
+		select {
+		case <-p.ctx.Done():
+			return
+		case now := <-t.C:
+			p.check(now)
+		}
+	}
+}
+
+// check retires dead and stale containers, shrinks idle pools, drops
+// empty ones and refills the rest.
+func (p *pools) check(now time.Time) {
+	p.mu.Lock()
+	var stale []*pool
+	for _, pl := range p.byKey {
+		if now.Sub(pl.checked) >= imageCheckEvery && len(pl.ready) > 0 {
+			pl.checked = now
+			stale = append(stale, pl)
+		}
+	}
+	p.mu.Unlock()
+	// Image lookups outside the lock: a job's take must not wait for
+	// containerd.
+	digests := map[*pool]digest.Digest{}
+	for _, pl := range stale {
+		ctx, cancel := context.WithTimeout(p.ctx, connectTimeout)
+		img, err := p.m.client.GetImage(ctx, pl.key.image)
+		cancel()
+		if err == nil {
+			digests[pl] = img.Target().Digest
+		}
+	}
+
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed {
+		return
+	}
+	for key, pl := range p.byKey {
+		if d, ok := digests[pl]; ok {
+			pl.digest = d
+		}
+		if now.Sub(pl.lastJob) >= p.cfg.Idle && pl.target > p.cfg.Min {
+			pl.target--
+			pl.lastJob = now // one step per idle period
+		}
+		keep := pl.ready[:0]
+		for _, s := range pl.ready {
+			switch why := s.usable(p.ctx); {
+			case why != "":
+				p.retire(s, why)
+			case now.Sub(s.born) >= p.cfg.MaxAge:
+				p.retire(s, "old")
+			case pl.digest != "" && s.image != pl.digest:
+				p.retire(s, "image rebuilt")
+			default:
+				keep = append(keep, s)
+			}
+		}
+		pl.ready = keep
+		for len(pl.ready) > pl.target {
+			p.retire(pl.ready[0], "idle")
+			pl.ready = pl.ready[1:]
+		}
+		if pl.target == 0 && len(pl.ready) == 0 && pl.preparing == 0 {
+			delete(p.byKey, key)
+			continue
+		}
+		p.refill(pl)
+	}
+}
+
+// close stops the pools and deletes every prepared container, waiting
+// (bounded by ctx) until they are gone.
+func (p *pools) close(ctx context.Context) error {
+	p.mu.Lock()
+	p.closed = true
+	for _, pl := range p.byKey {
+		for _, s := range pl.ready {
+			p.retire(s, "closing")
+		}
+		pl.ready = nil
+	}
+	p.mu.Unlock()
+	// Preparations in flight see the cancelled context or closed, and
+	// retire what they made.
+	p.cancel()
+	done := make(chan struct{})
+	go func() {
+		p.workers.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("prepared containers still being deleted: %w", ctx.Err())
+	}
+}
+
+// PoolStats describes one pool.
+type PoolStats struct {
+	Site, Image string
+	Ready       int    // prepared containers waiting for a job
+	Preparing   int    // being started
+	Target      int    // what the pool refills to
+	Hits        uint64 // jobs that took a prepared container
+	Misses      uint64 // jobs that started their own
+}
+
+// Pools describes the pools, ordered by site and image.
+func (m *Manager) Pools() []PoolStats {
+	p := m.pools
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	var out []PoolStats
+	for _, pl := range p.byKey {
+		out = append(out, PoolStats{Site: pl.key.site, Image: pl.key.image, Ready: len(pl.ready),
+			Preparing: pl.preparing, Target: pl.target, Hits: pl.hits, Misses: pl.misses})
+	}
+	slices.SortFunc(out, func(a, b PoolStats) int {
+		return strings.Compare(a.Site+"\x00"+a.Image, b.Site+"\x00"+b.Image)
+	})
+	return out
+}
+
+// PreparedCost is what waiting prepared containers hold: their number and
+// the resident memory of their shims and launchers (VmRSS, which counts
+// shared pages once per process, so it overstates a little).
+type PreparedCost struct {
+	Containers  int
+	ShimRSS     int64 // bytes, all shims together
+	LauncherRSS int64 // bytes, all launchers together
+}
+
+// PreparedCost measures the prepared containers waiting now.
+func (m *Manager) PreparedCost(ctx context.Context) (PreparedCost, error) {
+	p := m.pools
+	p.mu.Lock()
+	var tasks []*started
+	for _, pl := range p.byKey {
+		tasks = append(tasks, pl.ready...)
+	}
+	p.mu.Unlock()
+	var c PreparedCost
+	var errs []error
+	for _, s := range tasks {
+		pid := int(s.task.Pid())
+		launcher, err := rss(pid)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		ppid, err := parentPid(pid)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		shim, err := rss(ppid)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		c.Containers++
+		c.LauncherRSS += launcher
+		c.ShimRSS += shim
+	}
+	if err := ctx.Err(); err != nil {
+		errs = append(errs, err)
+	}
+	return c, errors.Join(errs...)
+}
+
+// rss is the VmRSS of process pid in bytes.
+func rss(pid int) (int64, error) {
+	v, err := procStatus(pid, "VmRSS")
+	if err != nil {
+		return 0, err
+	}
+	kb, err := strconv.ParseInt(strings.TrimSuffix(v, " kB"), 10, 64)
+	if err != nil {
+		return 0, fmt.Errorf("VmRSS of %d: %w", pid, err)
+	}
+	return kb << 10, nil
+}
+
+// parentPid is the PPid of process pid.
+func parentPid(pid int) (int, error) {
+	v, err := procStatus(pid, "PPid")
+	if err != nil {
+		return 0, err
+	}
+	return strconv.Atoi(v)
+}
+
+// procStatus reads one field of /proc/PID/status.
+func procStatus(pid int, field string) (string, error) {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/status")
+	if err != nil {
+		return "", fmt.Errorf("process %d: %w", pid, err)
+	}
+	for line := range strings.Lines(string(b)) {
+		if k, v, ok := strings.Cut(line, ":"); ok && k == field {
+			return strings.TrimSpace(v), nil
+		}
+	}
+	return "", fmt.Errorf("process %d: no %s in its status", pid, field)
+}

@@ -1,0 +1,408 @@
+package sandbox
+
+import (
+	"bytes"
+	"crypto/rand"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	containerd "github.com/containerd/containerd/v2/client"
+)
+
+// poolManager returns a Manager with pools on the shared daemon, under an
+// instance of its own. It is closed after the test, and then none of its
+// containers may be left.
+func poolManager(t *testing.T, cfg PoolConfig) *Manager {
+	t.Helper()
+	manager(t) // skips without root; checks the namespace after the test
+	instance := jobID(t)
+	m, err := New(testContext(t), WithAddress(testEnv.daemon.Address()), WithDataDir(t.TempDir()),
+		WithLauncher(testEnv.launcher), WithInstance(instance), WithPool(cfg),
+		WithLogger(slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := m.Close(); err != nil {
+			t.Errorf("Close: %v", err)
+		}
+		if ids := instanceContainers(t, instance); len(ids) > 0 {
+			t.Errorf("containers of instance %s left after Close: %v", instance, ids)
+		}
+	})
+	return m
+}
+
+// instanceContainers lists the containers labelled with instance.
+func instanceContainers(t *testing.T, instance string) []string {
+	t.Helper()
+	ctrs, err := testEnv.manager.Client().Containers(testContext(t), fmt.Sprintf("labels.%q==%s", LabelInstance, instance))
+	if err != nil {
+		t.Fatalf("list containers: %v", err)
+	}
+	var ids []string
+	for _, c := range ctrs {
+		ids = append(ids, c.ID())
+	}
+	return ids
+}
+
+// waitReady waits until m's pools hold n prepared containers.
+func waitReady(t *testing.T, m *Manager, n int) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		ready := 0
+		for _, p := range m.Pools() {
+			ready += p.Ready
+		}
+		if ready >= n {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("pools %+v: want %d prepared containers within 30s", m.Pools(), n)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// prepared lists the prepared containers of m's instance.
+func preparedOf(t *testing.T, m *Manager) []containerd.Container {
+	t.Helper()
+	ctrs, err := m.Client().Containers(testContext(t),
+		fmt.Sprintf("labels.%q==%s,labels.%q==true", LabelInstance, m.instance, LabelPrepared))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ctrs
+}
+
+// again returns job with a fresh id and its own output buffers.
+func again(t *testing.T, job Job) (Job, *bytes.Buffer, *bytes.Buffer) {
+	job.ID = jobID(t)
+	var out, errOut bytes.Buffer
+	job.Stdout, job.Stderr = &out, &errOut
+	return job, &out, &errOut
+}
+
+func TestPoolHandsOverPreparedContainers(t *testing.T) {
+	cfg := PoolConfig{Max: 2, Min: 1, Idle: time.Hour, MaxAge: time.Hour}
+	m := poolManager(t, cfg)
+	tmpl := scriptJob(t, "#!/bin/sh\nid -u\ngrep Seccomp: /proc/self/status\ntr '\\0' '\\n' < /proc/$$/environ\nwc -c\n")
+	tmpl.Env = []string{"PATH=/bin", "QUERY_STRING=a=1&b", "HTTP_X=y z"}
+
+	job, _, errOut := again(t, tmpl)
+	res, err := m.Run(testContext(t), job)
+	if err != nil || res.ExitCode != 0 || res.Prepared {
+		t.Fatalf("first job: Run = %+v, %v (stderr %q); want a container of its own (empty pool)", res, err, errOut)
+	}
+	waitReady(t, m, 1)
+
+	// What waits holds nothing of any request: the launcher's fixed argv
+	// and PATH only, labels naming its owner and a deadline beyond its
+	// longest wait.
+	ctrs := preparedOf(t, m)
+	if len(ctrs) == 0 {
+		t.Fatal("no container labelled as prepared")
+	}
+	for _, c := range ctrs {
+		labels, err := c.Labels(testContext(t))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if labels[LabelOwner] != ownerLabel() || labels[LabelSite] != tmpl.Site {
+			t.Errorf("prepared container %s: labels %v, want owner %q and site %q", c.ID(), labels, ownerLabel(), tmpl.Site)
+		}
+		if d, err := time.Parse(time.RFC3339, labels[LabelDeadline]); err != nil || d.Before(time.Now().Add(cfg.MaxAge)) {
+			t.Errorf("prepared container %s: deadline %q, want after its longest wait (%v)", c.ID(), labels[LabelDeadline], cfg.MaxAge)
+		}
+		task, err := c.Task(testContext(t), nil)
+		if err != nil {
+			t.Fatalf("prepared container %s has no task: %v", c.ID(), err)
+		}
+		pid := strconv.Itoa(int(task.Pid()))
+		environ, err1 := os.ReadFile("/proc/" + pid + "/environ")
+		cmdline, err2 := os.ReadFile("/proc/" + pid + "/cmdline")
+		if err1 != nil || err2 != nil {
+			t.Fatalf("prepared launcher %s: %v %v", pid, err1, err2)
+		}
+		// The spec's PATH, and the HOME runc adds from the image's
+		// passwd: nothing else.
+		for _, kv := range strings.Split(strings.TrimSuffix(string(environ), "\x00"), "\x00") {
+			if kv != ScriptPATH && !strings.HasPrefix(kv, "HOME=") {
+				t.Errorf("prepared launcher's environment has %q (all: %q), want only %s and HOME", kv, environ, ScriptPATH)
+			}
+		}
+		if want := LauncherPath + "\x00" + LaunchCommand + "\x00"; string(cmdline) != want {
+			t.Errorf("prepared launcher's argv = %q, want %q", cmdline, want)
+		}
+	}
+
+	body := make([]byte, 100<<10)
+	rand.Read(body)
+	job, out, errOut := again(t, tmpl)
+	job.Stdin = bytes.NewReader(body)
+	res, err = m.Run(testContext(t), job)
+	if err != nil || res.ExitCode != 0 || res.Reason != Exited {
+		t.Fatalf("second job: Run = %+v, %v (stderr %q)", res, err, errOut)
+	}
+	if !res.Prepared {
+		t.Errorf("second job: Result.Prepared = false with a prepared container ready")
+	}
+	want := "65534\nSeccomp:\t2\n" + strings.Join(tmpl.Env, "\n") + "\n" + strconv.Itoa(len(body)) + "\n"
+	if out.String() != want {
+		t.Errorf("second job printed %q, want %q", out, want)
+	}
+	if res.SetupCPU <= 0 {
+		t.Errorf("Result.SetupCPU = %v, want the container's start-up", res.SetupCPU)
+	}
+	if s := m.Pools(); len(s) != 1 || s[0].Hits != 1 || s[0].Misses != 1 || s[0].Site != tmpl.Site || s[0].Image != tmpl.Image {
+		t.Errorf("Pools() = %+v, want one pool for %s/%s with 1 hit and 1 miss", s, tmpl.Site, tmpl.Image)
+	}
+	waitReady(t, m, 1)
+	cost, err := m.PreparedCost(testContext(t))
+	if err != nil || cost.Containers < 1 || cost.ShimRSS <= 0 || cost.LauncherRSS <= 0 {
+		t.Errorf("PreparedCost = %+v, %v; want the shims' and launchers' memory", cost, err)
+	}
+}
+
+// TestPoolJobsShareNothing runs rounds of three jobs at once through a
+// pool: each must find an empty /tmp and run in a container, pid, network,
+// mount and cgroup namespace of its own.
+func TestPoolJobsShareNothing(t *testing.T) {
+	const at = 3
+	m := poolManager(t, PoolConfig{Max: at, Min: at, Idle: time.Hour, MaxAge: time.Hour})
+	// The script holds its namespaces until its stdin ends, so that the
+	// jobs of a round overlap (a namespace's inode is reused once it is
+	// gone).
+	tmpl := scriptJob(t, "#!/bin/sh\nls -A /tmp | wc -l\necho x > /tmp/mark\nfor n in pid net mnt cgroup; do readlink /proc/self/ns/$n; done\ncat >/dev/null\n")
+	job, _, _ := again(t, tmpl)
+	if _, err := m.Run(testContext(t), job); err != nil {
+		t.Fatal(err)
+	}
+	containers := map[string]bool{}
+	prepared := 0
+	for round := range 2 {
+		waitReady(t, m, at)
+		var wg sync.WaitGroup
+		results := make([]Result, at)
+		outs := make([]*syncBuffer, at)
+		stdins := make([]*io.PipeWriter, at)
+		printed := make(chan struct{}, at)
+		for i := range at {
+			job, _, errOut := again(t, tmpl)
+			outs[i] = &syncBuffer{lines: 5, full: printed}
+			job.Stdout = outs[i]
+			var stdin *io.PipeReader
+			stdin, stdins[i] = io.Pipe()
+			job.Stdin = stdin
+			wg.Go(func() {
+				res, err := m.Run(testContext(t), job)
+				if err != nil || res.ExitCode != 0 {
+					t.Errorf("round %d job %d: Run = %+v, %v (stderr %q)", round, i, res, err, errOut)
+				}
+				results[i] = res
+			})
+		}
+		for range at {
+			select {
+			case <-printed:
+			case <-testContext(t).Done():
+				t.Fatal("the jobs did not all print their namespaces")
+			}
+		}
+		seen := map[string]int{}
+		for i, o := range outs {
+			lines := strings.Split(strings.TrimSpace(o.String()), "\n")
+			if len(lines) != 5 || lines[0] != "0" {
+				t.Errorf("round %d job %d printed %q: want an empty /tmp (0) and 4 namespaces", round, i, lines)
+				continue
+			}
+			for _, ns := range lines[1:] {
+				if j, ok := seen[ns]; ok {
+					t.Errorf("round %d: jobs %d and %d share %s", round, j, i, ns)
+				}
+				seen[ns] = i
+			}
+		}
+		for _, w := range stdins {
+			w.Close()
+		}
+		wg.Wait()
+		for _, res := range results {
+			if containers[res.Container] {
+				t.Errorf("container %s served two jobs", res.Container)
+			}
+			containers[res.Container] = true
+			if res.Prepared {
+				prepared++
+			}
+		}
+	}
+	if prepared == 0 {
+		t.Errorf("none of the jobs took a prepared container (pools %+v)", m.Pools())
+	}
+}
+
+// syncBuffer collects output and signals full once it holds lines lines.
+type syncBuffer struct {
+	mu    sync.Mutex
+	buf   bytes.Buffer
+	lines int
+	full  chan<- struct{}
+	sent  bool
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.buf.Write(p)
+	if !b.sent && bytes.Count(b.buf.Bytes(), []byte("\n")) >= b.lines {
+		b.sent = true
+		b.full <- struct{}{}
+	}
+	return len(p), nil
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+func TestPoolShrinksToZeroWhenIdle(t *testing.T) {
+	m := poolManager(t, PoolConfig{Max: 2, Min: 0, Idle: 100 * time.Millisecond, MaxAge: time.Hour})
+	job, _, _ := again(t, scriptJob(t, "#!/bin/sh\necho ok\n"))
+	if _, err := m.Run(testContext(t), job); err != nil {
+		t.Fatal(err)
+	}
+	waitReady(t, m, 1)
+	deadline := time.Now().Add(20 * time.Second)
+	for len(m.Pools()) > 0 || len(instanceContainers(t, m.instance)) > 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("idle pool not gone after 20s: pools %+v, containers %v", m.Pools(), instanceContainers(t, m.instance))
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func TestPoolReplacesContainerThatDied(t *testing.T) {
+	m := poolManager(t, PoolConfig{Max: 1, Min: 1, Idle: time.Hour, MaxAge: time.Hour})
+	tmpl := scriptJob(t, "#!/bin/sh\necho ok\n")
+	job, _, _ := again(t, tmpl)
+	if _, err := m.Run(testContext(t), job); err != nil {
+		t.Fatal(err)
+	}
+	waitReady(t, m, 1)
+	ctrs := preparedOf(t, m)
+	if len(ctrs) != 1 {
+		t.Fatalf("prepared containers %d, want 1", len(ctrs))
+	}
+	dead := ctrs[0].ID()
+	task, err := ctrs[0].Task(testContext(t), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	exited, err := task.Wait(testContext(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := task.Kill(testContext(t), syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	<-exited
+
+	job, out, errOut := again(t, tmpl)
+	res, err := m.Run(testContext(t), job)
+	if err != nil || res.ExitCode != 0 || out.String() != "ok\n" {
+		t.Fatalf("job after the prepared container died: Run = %+v, %v, %q (stderr %q)", res, err, out, errOut)
+	}
+	if res.Prepared {
+		t.Errorf("the job took the dead container")
+	}
+	waitReady(t, m, 1)
+	if ids := instanceContainers(t, m.instance); slices.Contains(ids, dead) {
+		t.Errorf("the dead prepared container %s is still there (%v)", dead, ids)
+	}
+}
+
+// TestSweepRecognisesPreparedContainers: another instance's sweep (`cgibox
+// gc` beside a serving cgibox) leaves a live pool's containers alone and
+// removes those whose owner has ended.
+func TestSweepRecognisesPreparedContainers(t *testing.T) {
+	m := poolManager(t, PoolConfig{Max: 2, Min: 2, Idle: time.Hour, MaxAge: time.Hour})
+	job, _, _ := again(t, scriptJob(t, "#!/bin/sh\necho ok\n"))
+	if _, err := m.Run(testContext(t), job); err != nil {
+		t.Fatal(err)
+	}
+	waitReady(t, m, 2)
+	beside, err := New(testContext(t), WithAddress(testEnv.daemon.Address()), WithDataDir(t.TempDir()),
+		WithLauncher(testEnv.launcher), WithInstance(jobID(t)), WithoutStartupSweep())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer beside.Close()
+	if n, err := beside.Sweep(testContext(t)); err != nil || n != 0 {
+		t.Errorf("Sweep beside a live pool = %d, %v; want nothing removed", n, err)
+	}
+	ctrs := preparedOf(t, m)
+	if len(ctrs) != 2 {
+		t.Fatalf("prepared containers %d, want 2", len(ctrs))
+	}
+	// The owner of one "ended": the same pid, a later start.
+	ns, _ := os.Readlink("/proc/self/ns/pid")
+	start, err := processStart(os.Getpid())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ctrs[0].SetLabels(testContext(t), map[string]string{
+		LabelOwner: fmt.Sprintf("%s/%d/%d", ns, os.Getpid(), start+1),
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := beside.Sweep(testContext(t)); err != nil || n != 1 {
+		t.Errorf("Sweep with one prepared container's owner gone = %d, %v; want 1 removed", n, err)
+	}
+	if ids := instanceContainers(t, m.instance); slices.Contains(ids, ctrs[0].ID()) || !slices.Contains(ids, ctrs[1].ID()) {
+		t.Errorf("after the sweep: %v; want %s gone and %s kept", ids, ctrs[0].ID(), ctrs[1].ID())
+	}
+}
+
+func TestOwnerGone(t *testing.T) {
+	ns, err := os.Readlink("/proc/self/ns/pid")
+	if err != nil {
+		t.Skip("no /proc/self/ns/pid")
+	}
+	start, err := processStart(os.Getpid())
+	if err != nil {
+		t.Fatal(err)
+	}
+	me := fmt.Sprintf("%s/%d/%d", ns, os.Getpid(), start)
+	if ownerLabel() != me {
+		t.Errorf("ownerLabel() = %q, want %q", ownerLabel(), me)
+	}
+	cases := []struct {
+		label string
+		gone  bool
+	}{
+		{me, false},
+		{fmt.Sprintf("%s/%d/%d", ns, os.Getpid(), start+1), true},   // pid reused
+		{fmt.Sprintf("%s/%d/%d", ns, 1<<22+1, 1), true},             // above pid_max: no such process
+		{fmt.Sprintf("pid:[1]/%d/%d", os.Getpid(), start+1), false}, // another namespace: unknown
+		{"", false}, {"garbage", false}, {ns + "/x/1", false}, {ns + "/-1/1", false},
+	}
+	for _, c := range cases {
+		if got := ownerGone(c.label); got != c.gone {
+			t.Errorf("ownerGone(%q) = %v, want %v", c.label, got, c.gone)
+		}
+	}
+}
