@@ -13,6 +13,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/containerd/errdefs"
 	"github.com/opencontainers/go-digest"
 )
 
@@ -113,10 +114,10 @@ func newPools(ctx context.Context, m *Manager, cfg PoolConfig) *pools {
 	return p
 }
 
-// take returns a prepared container for key, or nil when none is ready.
-// Either way the pool of key then refills towards its target, which a
-// miss raises.
-func (p *pools) take(key poolKey) *started {
+// take returns a prepared container for key made from the image with
+// digest image, or nil when none is ready. Either way the pool of key then
+// refills towards its target, which a miss raises.
+func (p *pools) take(key poolKey, image digest.Digest) *started {
 	if p.cfg.Max <= 0 {
 		return nil
 	}
@@ -131,6 +132,14 @@ func (p *pools) take(key poolKey) *started {
 		p.byKey[key] = pl
 	}
 	pl.lastJob = time.Now()
+	if pl.digest != image {
+		// The image was rebuilt: what waits has the old one.
+		pl.digest, pl.checked = image, time.Now()
+		for _, s := range pl.ready {
+			p.retire(s, "image rebuilt")
+		}
+		pl.ready = nil
+	}
 	var got *started
 	for len(pl.ready) > 0 && got == nil {
 		s := pl.ready[len(pl.ready)-1] // the newest: the oldest age out
@@ -180,6 +189,8 @@ func (p *pools) prepare(pl *pool) {
 		pl.failing = time.Now().Add(failureBackoff)
 	case p.closed || len(pl.ready) >= pl.target:
 		p.retire(s, "not needed")
+	case pl.digest != "" && s.image != pl.digest:
+		p.retire(s, "image rebuilt")
 	default:
 		pl.ready = append(pl.ready, s)
 		if pl.digest == "" {
@@ -205,7 +216,11 @@ func (p *pools) build(key poolKey) (*started, error) {
 	// longest job after it, so that no sweep of another instance takes it
 	// for a leftover while this one is alive.
 	deadline := time.Now().Add(p.cfg.MaxAge + poolTick + key.limits.Wall + key.limits.KillGrace)
-	return p.m.startContainer(p.ctx, key, identity{id: "cgibox-" + id, labels: map[string]string{
+	img, err := p.m.image(p.ctx, key.image)
+	if err != nil {
+		return nil, err
+	}
+	return p.m.startContainer(p.ctx, key, img, identity{id: "cgibox-" + id, labels: map[string]string{
 		LabelRequest:  id,
 		LabelSite:     key.site,
 		LabelDeadline: deadline.UTC().Format(time.RFC3339),
@@ -274,8 +289,11 @@ func (p *pools) check(now time.Time) {
 		ctx, cancel := context.WithTimeout(p.ctx, connectTimeout)
 		img, err := p.m.client.GetImage(ctx, pl.key.image)
 		cancel()
-		if err == nil {
+		switch {
+		case err == nil:
 			digests[pl] = img.Target().Digest
+		case errdefs.IsNotFound(err):
+			digests[pl] = "" // removed: none of its containers may wait
 		}
 	}
 
@@ -285,7 +303,8 @@ func (p *pools) check(now time.Time) {
 		return
 	}
 	for key, pl := range p.byKey {
-		if d, ok := digests[pl]; ok {
+		d, looked := digests[pl]
+		if looked {
 			pl.digest = d
 		}
 		if now.Sub(pl.lastJob) >= p.cfg.Idle && pl.target > p.cfg.Min {
@@ -299,6 +318,8 @@ func (p *pools) check(now time.Time) {
 				p.retire(s, why)
 			case now.Sub(s.born) >= p.cfg.MaxAge:
 				p.retire(s, "old")
+			case looked && d == "":
+				p.retire(s, "image removed")
 			case pl.digest != "" && s.image != pl.digest:
 				p.retire(s, "image rebuilt")
 			default:
@@ -453,4 +474,12 @@ func procStatus(pid int, field string) (string, error) {
 		}
 	}
 	return "", fmt.Errorf("process %d: no %s in its status", pid, field)
+}
+
+// WaitingForLiveOwner reports whether a container with these labels is a
+// prepared container whose owner may still take it: its owner has not
+// provably ended (see ownerGone). Sweeps of other instances leave such
+// containers alone.
+func WaitingForLiveOwner(labels map[string]string) bool {
+	return labels[LabelPrepared] == "true" && !ownerGone(labels[LabelOwner])
 }

@@ -2,11 +2,14 @@ package sandbox
 
 import (
 	"bytes"
+	"context"
 	"crypto/rand"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -16,6 +19,7 @@ import (
 	"time"
 
 	containerd "github.com/containerd/containerd/v2/client"
+	"github.com/containerd/containerd/v2/core/images"
 )
 
 // poolManager returns a Manager with pools on the shared daemon, under an
@@ -38,8 +42,31 @@ func poolManager(t *testing.T, cfg PoolConfig) *Manager {
 		if ids := instanceContainers(t, instance); len(ids) > 0 {
 			t.Errorf("containers of instance %s left after Close: %v", instance, ids)
 		}
+		closed := time.Now()
+		for pids := preparedShims(); len(pids) > 0; pids = preparedShims() {
+			if time.Since(closed) > 10*time.Second {
+				t.Errorf("shims of prepared containers left 10s after Close: %v", pids)
+				break
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
 	})
 	return m
+}
+
+// preparedShims lists the shim processes of prepared containers of the
+// test daemon.
+func preparedShims() []string {
+	var out []string
+	procs, _ := filepath.Glob("/proc/[0-9]*/cmdline")
+	for _, p := range procs {
+		b, err := os.ReadFile(p)
+		if err == nil && bytes.Contains(b, []byte("containerd-shim")) &&
+			bytes.Contains(b, []byte(testEnv.daemon.Address()+"\x00")) && bytes.Contains(b, []byte("\x00cgibox-p-")) {
+			out = append(out, filepath.Base(filepath.Dir(p)))
+		}
+	}
+	return out
 }
 
 // instanceContainers lists the containers labelled with instance.
@@ -404,5 +431,37 @@ func TestOwnerGone(t *testing.T) {
 		if got := ownerGone(c.label); got != c.gone {
 			t.Errorf("ownerGone(%q) = %v, want %v", c.label, got, c.gone)
 		}
+	}
+}
+
+// TestPoolFollowsTheImage: a prepared container never runs a job whose
+// image has been removed since it was made.
+func TestPoolFollowsTheImage(t *testing.T) {
+	m := poolManager(t, PoolConfig{Max: 1, Min: 1, Idle: time.Hour, MaxAge: time.Hour})
+	ctx := testContext(t)
+	is := m.Client().ImageService()
+	src, err := is.Get(ctx, testEnv.image)
+	if err != nil {
+		t.Fatal(err)
+	}
+	name := "cgibox.test/pool-" + strings.ToLower(jobID(t)) + ":1"
+	if _, err := is.Create(ctx, images.Image{Name: name, Target: src.Target}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { is.Delete(context.Background(), name) })
+	tmpl := scriptJob(t, "#!/bin/sh\necho ok\n")
+	tmpl.Image = name
+	job, _, _ := again(t, tmpl)
+	if _, err := m.Run(ctx, job); err != nil {
+		t.Fatal(err)
+	}
+	waitReady(t, m, 1)
+	if err := is.Delete(ctx, name); err != nil {
+		t.Fatal(err)
+	}
+	job, out, _ := again(t, tmpl)
+	res, err := m.Run(ctx, job)
+	if !errors.Is(err, ErrImageNotFound) || out.Len() > 0 {
+		t.Errorf("job after its image was removed: Run = %+v, %v, output %q; want ErrImageNotFound and no script run", res, err, out)
 	}
 }

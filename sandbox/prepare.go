@@ -50,19 +50,24 @@ type identity struct {
 	labels map[string]string
 }
 
-// startContainer creates a container for key, creates its task and starts
-// it. The task's stdio is wired to relays that a job attaches later. On
-// failure nothing is left behind. An image that is missing fails with
+// image looks up the image of a job. One that is missing fails with
 // ErrUnavailable and ErrImageNotFound.
-func (m *Manager) startContainer(ctx context.Context, key poolKey, who identity) (*started, error) {
-	t := time.Now()
-	img, err := m.client.GetImage(ctx, key.image)
-	if err != nil {
-		if errdefs.IsNotFound(err) {
-			return nil, fmt.Errorf("%w: %w: %s", ErrUnavailable, ErrImageNotFound, key.image)
-		}
-		return nil, fmt.Errorf("image %s: %w", key.image, err)
+func (m *Manager) image(ctx context.Context, ref string) (containerd.Image, error) {
+	img, err := m.client.GetImage(ctx, ref)
+	switch {
+	case errdefs.IsNotFound(err):
+		return nil, fmt.Errorf("%w: %w: %s", ErrUnavailable, ErrImageNotFound, ref)
+	case err != nil:
+		return nil, fmt.Errorf("image %s: %w", ref, err)
 	}
+	return img, nil
+}
+
+// startContainer creates a container for key from img, creates its task
+// and starts it. The task's stdio is wired to relays that a job attaches
+// later. On failure nothing is left behind.
+func (m *Manager) startContainer(ctx context.Context, key poolKey, img containerd.Image, who identity) (*started, error) {
+	t := time.Now()
 	container, err := m.client.NewContainer(ctx, who.id,
 		containerd.WithRuntime(Runtime, m.runtimeOptions()),
 		containerd.WithContainerLabels(who.labels),

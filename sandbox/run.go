@@ -78,12 +78,18 @@ func (m *Manager) Run(ctx context.Context, job Job) (Result, error) {
 	if err != nil {
 		return res, fmt.Errorf("job %s: %w", job.ID, err)
 	}
+	// The image is looked up for every job, prepared container or not: a
+	// job runs in the image as it is now, and a removed image fails it.
+	t := time.Now()
+	img, err := m.image(ctx, job.Image)
+	if err != nil {
+		return res, m.beforeStart(ctx, err)
+	}
 	key := poolKey{site: job.Site, image: job.Image, scriptDir: job.ScriptDir, mountPoint: job.MountPoint, limits: l}
-	c := m.pools.take(key)
+	c := m.pools.take(key, img.Target().Digest)
 	res.Prepared = c != nil
 	if c == nil {
-		var err error
-		c, err = m.startContainer(ctx, key, identity{id: "cgibox-" + job.ID, labels: map[string]string{
+		c, err = m.startContainer(ctx, key, img, identity{id: "cgibox-" + job.ID, labels: map[string]string{
 			LabelRequest:  job.ID,
 			LabelSite:     job.Site,
 			LabelDeadline: time.Now().Add(l.Wall).UTC().Format(time.RFC3339),
@@ -94,6 +100,9 @@ func (m *Manager) Run(ctx context.Context, job Job) (Result, error) {
 		}
 	}
 	res.Phases, res.Container = c.phases, c.id
+	if res.Prepared {
+		res.Phases.Create = time.Since(t) // looking up the image and taking the container
+	}
 	defer func() {
 		deleted := time.Now()
 		m.cleanup(ctx, c)
@@ -101,7 +110,8 @@ func (m *Manager) Run(ctx context.Context, job Job) (Result, error) {
 			"create", res.Phases.Create, "task", res.Phases.Task, "start", res.Phases.Start,
 			"run", res.Duration, "drain", res.Phases.Drain, "delete", time.Since(deleted))
 	}()
-	return m.runIn(ctx, c, job, l, frame, res)
+	res, err = m.runIn(ctx, c, job, l, frame, res)
+	return res, err
 }
 
 // runIn hands job to the started container c: the frame and the body go
@@ -317,6 +327,16 @@ func (m *Manager) cleanup(ctx context.Context, c *started) {
 	}
 	failed := false
 	if c.task != nil {
+		select {
+		case <-c.eof:
+		default:
+			// No job's stdin went through (a prepared container retired
+			// unused, or a job that failed early): the shim holds the
+			// stdin FIFO open, and lingers after the delete, until told.
+			if err := c.task.CloseIO(cctx, containerd.WithStdinCloser); err != nil && !errdefs.IsNotFound(err) {
+				m.log.Debug("close stdin", "container", c.id, "err", err)
+			}
+		}
 		if _, err := c.task.Delete(cctx, containerd.WithProcessKill); err != nil && !errdefs.IsNotFound(err) {
 			m.log.Error("delete task", "container", c.id, "err", err)
 			failed = true

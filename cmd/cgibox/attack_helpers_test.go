@@ -5,6 +5,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -53,8 +54,16 @@ func assertNothingLeft(t *testing.T) {
 	var mounts []string
 	ok := waitFor(10*time.Second, func() bool {
 		n, s = leftovers(t, c, ctx)
-		shims = countShims()
-		mounts = daemonMounts()
+		live := livePrepared(t, c, ctx)
+		shims = countShims() - len(live)
+		mounts = slices.DeleteFunc(daemonMounts(), func(m string) bool {
+			for id := range live {
+				if strings.Contains(m, "/"+id+"/") {
+					return true
+				}
+			}
+			return false
+		})
 		return n == 0 && s == 0 && shims == 0 && len(mounts) == 0
 	})
 	if !ok {

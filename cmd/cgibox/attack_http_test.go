@@ -249,7 +249,7 @@ func pathSite(t *testing.T) string {
 func TestAttack01to05Paths(t *testing.T) {
 	requireContainerd(t)
 	root := pathSite(t)
-	srv := startCgibox(t, "-d", root)
+	srv := startCold(t, "-d", root)
 
 	ran := "ran-s\n"
 	cases := []struct {
@@ -339,7 +339,7 @@ func TestAttack01to05Paths(t *testing.T) {
 func TestAttack01RefusedRunNothing(t *testing.T) {
 	requireContainerd(t)
 	root := pathSite(t)
-	srv := startCgibox(t, "-d", root)
+	srv := startCold(t, "-d", root)
 	w := watchCreates(t, srv)
 	for _, target := range []string{
 		"/cgi-bin/../../bin/id", "/cgi-bin/%2e%2e%2f%2e%2e%2fbin%2fid", "/cgi-bin/s.sh%00.txt",
@@ -371,7 +371,7 @@ func flipLink(dir, name, target string) error {
 func TestAttack04SymlinkSwappedWhileServing(t *testing.T) {
 	requireContainerd(t)
 	root := pathSite(t)
-	srv := startCgibox(t, "-d", root)
+	srv := startCold(t, "-d", root)
 	cgiBin := filepath.Join(root, "cgi-bin")
 	cases := []struct {
 		name, dir, link, url string
@@ -472,7 +472,7 @@ func TestAttack06to10Environment(t *testing.T) {
 	t.Setenv("LD_PRELOAD", "/"+canary+".so")
 	t.Setenv("HTTP_PROXY", "http://"+canary)
 	root := attackSite(t, merge(httpScripts(t, "06", "env.sh"), httpScripts(t, "07", "shock.sh"), httpScripts(t, "10", "argv.sh")))
-	srv := startCgibox(t, "-d", root)
+	srv := startCold(t, "-d", root)
 
 	t.Run("06 httpoxy", func(t *testing.T) {
 		for _, h := range []string{"Proxy: http://evil:3128\r\n", "proxy: http://evil:3128\r\n", "PROXY: http://evil:3128\r\n"} {
@@ -583,7 +583,7 @@ func TestAttack06to10Environment(t *testing.T) {
 func TestAttack11HugeHeaders(t *testing.T) {
 	requireContainerd(t)
 	root := attackSite(t, nil)
-	srv := startCgibox(t, "-d", root)
+	srv := startCold(t, "-d", root)
 	w := watchCreates(t, srv)
 	many := func(n int) string {
 		var b strings.Builder
@@ -627,7 +627,7 @@ func TestAttack11HugeHeaders(t *testing.T) {
 func TestAttack12ScriptOutputPython(t *testing.T) {
 	requireContainerd(t)
 	root := attackSite(t, httpScripts(t, "12", "hostile.sh", "framing.sh"))
-	srv := startCgibox(t, "-d", root)
+	srv := startCold(t, "-d", root)
 	const fake = "body-start\nHTTP/1.1 200 OK\r\nContent-Length: 7\r\n\r\nSMUGGLE"
 	for _, script := range []string{"hostile.sh", "framing.sh"} {
 		t.Run(script, func(t *testing.T) {
@@ -684,7 +684,7 @@ func TestAttack12And13ScriptOutputRFC3875(t *testing.T) {
 	os.Symlink("../secret.txt", filepath.Join(root, "sec"))
 	os.Symlink("/", filepath.Join(root, "x"))
 	os.Symlink("cgi-bin", filepath.Join(root, "src"))
-	srv := startCgibox(t, "-d", root, "--cgi-mode", "rfc3875", "--timeout", "4s")
+	srv := startCold(t, "-d", root, "--cgi-mode", "rfc3875", "--timeout", "4s")
 
 	t.Run("12 framing owned by the gateway", func(t *testing.T) {
 		conn, err := dialServer(srv)
@@ -806,7 +806,7 @@ func chunked(body string, n int) string {
 func TestAttack14And31And41And42Bodies(t *testing.T) {
 	requireContainerd(t)
 	root := attackSite(t, httpScripts(t, "14", "cat.sh"))
-	srv := startCgibox(t, "-d", root, "--max-body", "1M")
+	srv := startCold(t, "-d", root, "--max-body", "1M")
 
 	t.Run("14 chunked body decoded", func(t *testing.T) {
 		body := strings.Repeat("0123456789abcdef", 1000) + "\r\n0\r\n\r\nend"
@@ -954,7 +954,7 @@ func TestAttack17ScriptFilePolicy(t *testing.T) {
 			t.Fatalf("%s: could not set the bit: %v %v", fi, st.Mode(), err)
 		}
 	}
-	srv := startCgibox(t, "-d", root)
+	srv := startCold(t, "-d", root)
 	w := watchCreates(t, srv)
 	for _, target := range []string{
 		"/cgi-bin/ww.sh", "/cgi-bin/ww777.sh", "/cgi-bin/suid.sh", "/cgi-bin/sgid.sh", "/cgi-bin/wwdir/x.sh",
@@ -995,7 +995,7 @@ func TestAttack33SlowClients(t *testing.T) {
 	)
 	// The script's own deadline is far away: only the write timeout can
 	// stop the flood.
-	srv := startCgibox(t, "-d", root, "--timeout", "5m", "--header-timeout", headerTimeout.String(),
+	srv := startCold(t, "-d", root, "--timeout", "5m", "--header-timeout", headerTimeout.String(),
 		"--body-timeout", bodyTimeout.String(), "--write-timeout", writeTimeout.String())
 	w := watchCreates(t, srv)
 
@@ -1150,7 +1150,7 @@ func TestAttack33SlowClients(t *testing.T) {
 func TestAttack43MalformedRequests(t *testing.T) {
 	requireContainerd(t)
 	root := attackSite(t, httpScripts(t, "06", "env.sh"))
-	srv := startCgibox(t, "-d", root)
+	srv := startCold(t, "-d", root)
 	w := watchCreates(t, srv)
 
 	// A would-be proxy target: it must never see a connection.

@@ -267,7 +267,7 @@ func TestAttack25ForkBombAndFDs(t *testing.T) {
 		"fds.sh":      attackScript(t, "25", "fds.sh"),
 	})
 	const pids = 32
-	srv := startCgibox(t, "-d", root, "--pids", strconv.Itoa(pids), "--timeout", "4s")
+	srv := startCold(t, "-d", root, "--pids", strconv.Itoa(pids), "--timeout", "4s")
 	base := baseline(t, srv)
 
 	for _, name := range []string{"forkbomb.sh", "awkbomb.sh"} {
@@ -356,7 +356,7 @@ func TestAttack26MemoryBombAndTmpfs(t *testing.T) {
 		"awkmem.sh":  attackScript(t, "26", "awkmem.sh"),
 		"fill.sh":    attackScript(t, "26", "fill.sh"),
 	})
-	srv := startCgibox(t, "-d", root, "--memory", "64M", "--timeout", "20s")
+	srv := startCold(t, "-d", root, "--memory", "64M", "--timeout", "20s")
 	pid := srv.cmd.Process.Pid
 	base := baseline(t, srv)
 	rssBefore := vmRSS(t, pid)
@@ -416,7 +416,7 @@ func TestAttack27CPUSpin(t *testing.T) {
 	requireContainerd(t)
 	root := attackSite(t, map[string]string{"spin.sh": attackScript(t, "27", "spin.sh")})
 	const cpus, wall = 0.5, 4 * time.Second
-	srv := startCgibox(t, "-d", root, "--cpus", "0.5", "--timeout", wall.String())
+	srv := startCold(t, "-d", root, "--cpus", "0.5", "--timeout", wall.String())
 	base := baseline(t, srv)
 
 	done := make(chan error, 1)
@@ -451,7 +451,7 @@ func TestAttack28SleepIgnoringTERM(t *testing.T) {
 	requireContainerd(t)
 	root := attackSite(t, map[string]string{"sleeper.sh": attackScript(t, "28", "sleeper.sh")})
 	const wall = 2 * time.Second
-	srv := startCgibox(t, "-d", root, "--timeout", wall.String())
+	srv := startCold(t, "-d", root, "--timeout", wall.String())
 	start := time.Now()
 	_, body, err := readCut(t, srv, "/cgi-bin/sleeper.sh")
 	took := time.Since(start)
@@ -477,7 +477,7 @@ func TestAttack29EndlessOutput(t *testing.T) {
 	root := attackSite(t, map[string]string{"yes.sh": attackScript(t, "29", "yes.sh")})
 
 	t.Run("output cap", func(t *testing.T) {
-		srv := startCgibox(t, "-d", root, "--max-output", "1M")
+		srv := startCold(t, "-d", root, "--max-output", "1M")
 		start := time.Now()
 		status, body, err := readCut(t, srv, "/cgi-bin/yes.sh")
 		if status != 200 || err == nil || len(body) > 1<<20 || len(body) < 1<<19 || !strings.HasPrefix(body, "y\ny\n") {
@@ -495,7 +495,7 @@ func TestAttack29EndlessOutput(t *testing.T) {
 
 	t.Run("client reads nothing", func(t *testing.T) {
 		const wall = 3 * time.Second
-		srv := startCgibox(t, "-d", root, "--timeout", wall.String())
+		srv := startCold(t, "-d", root, "--timeout", wall.String())
 		pid := srv.cmd.Process.Pid
 		base := baseline(t, srv)
 		rssBefore := vmRSS(t, pid)
@@ -540,7 +540,7 @@ func diskFree(t *testing.T, path string) int64 {
 func TestAttack30HugeFile(t *testing.T) {
 	requireContainerd(t)
 	root := attackSite(t, map[string]string{"bigfile.sh": attackScript(t, "30", "bigfile.sh")})
-	srv := startCgibox(t, "-d", root)
+	srv := startCold(t, "-d", root)
 	before := map[string]int64{}
 	paths := []string{"/", containerdDir, sharedDataDir, os.TempDir()}
 	for _, p := range paths {
@@ -576,7 +576,7 @@ func TestAttack32Burst(t *testing.T) {
 	c, cctx := containerdClient(t)
 	root := attackSite(t, map[string]string{"slow.sh": attackScript(t, "32", "slow.sh")})
 	const cap, burst = 2, 12
-	srv := startCgibox(t, "-d", root, "--max-concurrent", strconv.Itoa(cap))
+	srv := startCold(t, "-d", root, "--max-concurrent", strconv.Itoa(cap))
 	type answer struct {
 		status     int
 		retryAfter string
@@ -657,7 +657,7 @@ func TestAttack34ClientGoneAfterFirstByte(t *testing.T) {
 		"sleeper.sh": attackScript(t, "28", "sleeper.sh"),
 		"yes.sh":     attackScript(t, "29", "yes.sh"),
 	})
-	srv := startCgibox(t, "-d", root)
+	srv := startCold(t, "-d", root)
 	for _, name := range []string{"sleeper.sh", "yes.sh"} {
 		t.Run(name, func(t *testing.T) {
 			conn, err := dialServer(srv)
@@ -702,7 +702,7 @@ func TestAttack35OneDirectorySaturates(t *testing.T) {
 		}
 	}
 	// The attacker holds all but one of the slots.
-	srv := startCgibox(t, "-d", root, "--cgi-dir", "/cgi-bin", "--cgi-dir", "/evil-bin",
+	srv := startCold(t, "-d", root, "--cgi-dir", "/cgi-bin", "--cgi-dir", "/evil-bin",
 		"--max-concurrent", strconv.Itoa(len(attacks)+1), "--pids", "32", "--memory", "64M", "--timeout", "6s")
 	base := baseline(t, srv)
 	var wg sync.WaitGroup
@@ -762,7 +762,7 @@ func TestAttack37CrashWithLongScripts(t *testing.T) {
 	})
 	for _, recover := range []string{"restart", "gc"} {
 		t.Run(recover, func(t *testing.T) {
-			srv := startCgibox(t, "-d", root, "--timeout", "5m")
+			srv := startCold(t, "-d", root, "--timeout", "5m")
 			var conns []net.Conn
 			defer func() {
 				for _, c := range conns {
@@ -821,7 +821,7 @@ func TestAttack37CrashWithLongScripts(t *testing.T) {
 					t.Errorf("cgibox gc: %v\n%s", err, out)
 				}
 			case "restart":
-				srv = startCgibox(t, "-d", root)
+				srv = startCold(t, "-d", root)
 			}
 			if !waitFor(10*time.Second, func() bool { return len(procs()) == 0 }) {
 				t.Errorf("processes survive %s after %s: %v", time.Since(start), recover, procs())
@@ -957,7 +957,7 @@ func TestAttack38And39DaemonFaults(t *testing.T) {
 		"slow.sh":  attackScript(t, "32", "slow.sh"),
 		"perl.cgi": "#!/usr/bin/perl\nprint \"Content-Type: text/plain\\n\\nperl\\n\";\n",
 	})
-	srv := startCgibox(t, "-d", root, "--containerd", addr, "--data-dir", filepath.Join(dir, "cgibox"), "--timeout", "20s")
+	srv := startCold(t, "-d", root, "--containerd", addr, "--data-dir", filepath.Join(dir, "cgibox"), "--timeout", "20s")
 	c, ctx := clientOf(t, addr)
 	assertStillServes(t, srv)
 
@@ -1020,7 +1020,7 @@ func TestAttack38And39DaemonFaults(t *testing.T) {
 
 	t.Run("38 deadline enforced while containerd is down", func(t *testing.T) {
 		site := attackSite(t, map[string]string{"hang.sh": scriptHang})
-		short := startCgibox(t, "-d", site, "--containerd", addr, "--data-dir", filepath.Join(dir, "cgibox-short"), "--timeout", "3s")
+		short := startCold(t, "-d", site, "--containerd", addr, "--data-dir", filepath.Join(dir, "cgibox-short"), "--timeout", "3s")
 		resp, err := http.Get(short.base + "/cgi-bin/hang.sh")
 		if err != nil || resp.StatusCode != 200 {
 			t.Fatalf("hang.sh: %v %v", resp, err)
@@ -1217,14 +1217,14 @@ func TestSoak(t *testing.T) {
 	}
 
 	// Baseline: a server that ran each kind once.
-	base := startCgibox(t, args...)
+	base := startCold(t, args...)
 	for _, k := range kinds {
 		one(t, base, k)
 	}
 	assertNothingLeft(t)
 	baseGoroutines := goroutines(t, base)
 
-	srv := startCgibox(t, args...)
+	srv := startCold(t, args...)
 	for _, k := range kinds {
 		one(t, srv, k)
 	}

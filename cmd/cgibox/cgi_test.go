@@ -21,6 +21,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cgibox/cgibox/sandbox"
 	containerd "github.com/containerd/containerd/v2/client"
 	"github.com/containerd/containerd/v2/core/snapshots"
 	"github.com/containerd/containerd/v2/pkg/namespaces"
@@ -76,13 +77,14 @@ func containerdClient(t *testing.T) (*containerd.Client, context.Context) {
 // leftovers counts containers and active snapshots in the cgibox namespace.
 func leftovers(t *testing.T, c *containerd.Client, ctx context.Context) (int, int) {
 	t.Helper()
+	live := livePrepared(t, c, ctx)
 	cs, err := c.Containers(ctx)
 	if err != nil {
 		t.Fatalf("listing containers: %v", err)
 	}
 	active := 0
 	err = c.SnapshotService("overlayfs").Walk(ctx, func(_ context.Context, info snapshots.Info) error {
-		if info.Kind == snapshots.KindActive {
+		if info.Kind == snapshots.KindActive && !live[info.Name] {
 			active++
 		}
 		return nil
@@ -90,7 +92,35 @@ func leftovers(t *testing.T, c *containerd.Client, ctx context.Context) (int, in
 	if err != nil {
 		t.Fatalf("listing snapshots: %v", err)
 	}
-	return len(cs), active
+	return len(cs) - len(live), active
+}
+
+// requestContainers counts the containers of requests (not prepared ones).
+func requestContainers(t *testing.T, c *containerd.Client, ctx context.Context) int {
+	t.Helper()
+	cs, err := c.Containers(ctx, fmt.Sprintf("labels.%q!=true", sandbox.LabelPrepared))
+	if err != nil {
+		t.Fatalf("listing containers: %v", err)
+	}
+	return len(cs)
+}
+
+// livePrepared is the set of the prepared containers waiting in the pools
+// of a running cgibox: not leftovers while it runs (it deletes them when it
+// stops, and once it has stopped they count).
+func livePrepared(t *testing.T, c *containerd.Client, ctx context.Context) map[string]bool {
+	t.Helper()
+	cs, err := c.Containers(ctx, fmt.Sprintf("labels.%q==true", sandbox.LabelPrepared))
+	if err != nil {
+		t.Fatalf("listing containers: %v", err)
+	}
+	live := map[string]bool{}
+	for _, ctr := range cs {
+		if labels, err := ctr.Labels(ctx); err == nil && sandbox.WaitingForLiveOwner(labels) {
+			live[ctr.ID()] = true
+		}
+	}
+	return live
 }
 
 // assertClean fails t unless the namespace empties within d.
@@ -363,7 +393,11 @@ func TestCGIClientGoneKillsScript(t *testing.T) {
 	// Killed within a second: its task no longer runs.
 	killed := waitFor(time.Second, func() bool {
 		cs, _ := c.Containers(cctx)
+		live := livePrepared(t, c, cctx)
 		for _, ct := range cs {
+			if live[ct.ID()] {
+				continue // waiting for a request, running no script
+			}
 			task, err := ct.Task(cctx, nil)
 			if err != nil {
 				continue
@@ -403,13 +437,16 @@ func TestCrashLeftoversSwept(t *testing.T) {
 			}
 			srv.cmd.Process.Signal(syscall.SIGKILL)
 			<-srv.done
-			if n, _ := leftovers(t, c, cctx); n != 1 {
-				t.Fatalf("%d containers after SIGKILL, want the 1 left behind", n)
+			// Left behind: the script's container, and the prepared ones
+			// of the dead cgibox's pool, which no one will take now.
+			all, _ := leftovers(t, c, cctx)
+			if n := requestContainers(t, c, cctx); n != 1 {
+				t.Fatalf("%d request containers after SIGKILL, want the 1 left behind", n)
 			}
 			switch recover {
 			case "gc":
 				out, err := exec.Command(cgiboxBin, "gc", "--containerd", containerdAddr, "--data-dir", sharedDataDir).CombinedOutput()
-				if err != nil || !strings.Contains(string(out), "removed 1 ") {
+				if err != nil || !strings.Contains(string(out), fmt.Sprintf("removed %d ", all)) {
 					t.Errorf("cgibox gc: %v\n%s", err, out)
 				}
 			case "restart":

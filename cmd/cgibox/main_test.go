@@ -236,6 +236,20 @@ func startCgibox(t *testing.T, args ...string) *server {
 	return startServer(t, argv...)
 }
 
+// startCold is startCgibox with the pool off (unless args set --pool):
+// every request starts its own container, named after its request id
+// (cgibox-<X-Request-Id>), and no container exists between requests. The
+// HTTP and resource attack cases watch containers and cgroups by those
+// names and count them; the sandbox cases, the CGI and parity tests run
+// with the pool on, as cgibox serves by default.
+func startCold(t *testing.T, args ...string) *server {
+	t.Helper()
+	if !contains(args, "--pool") {
+		args = append(args, "--pool", "0")
+	}
+	return startCgibox(t, args...)
+}
+
 func contains(list []string, s string) bool {
 	for _, v := range list {
 		if v == s {

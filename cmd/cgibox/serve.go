@@ -57,6 +57,7 @@ type serveOptions struct {
 	maxOutput     int64
 	maxBody       int64
 	maxConcurrent int
+	pool          sandbox.PoolConfig
 
 	headerTimeout time.Duration
 	bodyTimeout   time.Duration
@@ -79,6 +80,8 @@ func parseServe(args []string, stderr io.Writer) (*serveOptions, error) {
 	headerTimeout, bodyTimeout := positiveDuration(gateway.DefaultReadHeaderTimeout), positiveDuration(gateway.DefaultBodyTimeout)
 	writeTimeout, idleTimeout := positiveDuration(gateway.DefaultWriteTimeout), positiveDuration(gateway.DefaultIdleTimeout)
 	logLevel := "info"
+	o.pool = sandbox.DefaultPool()
+	poolIdle := positiveDuration(o.pool.Idle)
 	for _, name := range []string{"b", "bind"} {
 		fs.StringVar(&o.bind, name, "", "bind to this `address` (default: all interfaces, IPv4 and IPv6)")
 	}
@@ -110,6 +113,9 @@ func parseServe(args []string, stderr io.Writer) (*serveOptions, error) {
 	fs.Var(&maxOutput, "max-output", "output `limit` of one script")
 	fs.Var(&maxBody, "max-body", "largest request `body` passed to a script")
 	fs.IntVar(&o.maxConcurrent, "max-concurrent", gateway.DefaultMaxConcurrent, "CGI requests that may run at `once`")
+	fs.IntVar(&o.pool.Max, "pool", o.pool.Max, "keep up to this `many` containers started ahead per site and image (each still serves one request; 0 turns this off)")
+	fs.IntVar(&o.pool.Min, "pool-min", o.pool.Min, "prepared containers a pool keeps while idle (`count`; 0 lets it shrink to none)")
+	fs.Var(&poolIdle, "pool-idle", "a pool without requests for this `long` shrinks by one container")
 	fs.Var(&headerTimeout, "header-timeout", "`limit` on receiving a request's line and headers; then the connection is closed")
 	fs.Var(&bodyTimeout, "body-timeout", "`limit` on receiving a CGI request's body; then 400, and no script runs")
 	fs.Var(&writeTimeout, "write-timeout", "`limit` on each write of a CGI response to the client; then the script is killed")
@@ -164,6 +170,13 @@ func parseServe(args []string, stderr io.Writer) (*serveOptions, error) {
 	if o.pids <= 0 || o.cpus <= 0 || o.maxConcurrent <= 0 {
 		return nil, errors.New("--pids, --cpus and --max-concurrent must be above zero")
 	}
+	if o.pool.Max == 0 {
+		o.pool.Min = 0 // no pool: nothing to keep
+	}
+	if o.pool.Max < 0 || o.pool.Min < 0 || o.pool.Min > o.pool.Max {
+		return nil, fmt.Errorf("--pool %d --pool-min %d: want 0 <= --pool-min <= --pool", o.pool.Max, o.pool.Min)
+	}
+	o.pool.Idle = time.Duration(poolIdle)
 	if st, err := os.Stat(o.directory); err != nil || !st.IsDir() {
 		return nil, fmt.Errorf("--directory %q: not a directory", o.directory)
 	}
@@ -258,6 +271,10 @@ func serve(ctx context.Context, now <-chan struct{}, args []string, stdout, stde
 		default:
 			defer sb.close()
 			cfg.Runner, cfg.Image, cfg.Images = sb.mgr, sb.image, sb.images
+			if o.pool.Max > 0 {
+				log.Info("prepared containers", "per_pool_max", o.pool.Max, "per_pool_min", o.pool.Min, "idle", o.pool.Idle)
+				go reportPools(ctx, sb.mgr, log, poolReportEvery)
+			}
 		}
 	}
 	gw, err := gateway.New(cfg)
@@ -367,6 +384,7 @@ func startSandbox(ctx context.Context, o *serveOptions, log *slog.Logger, progre
 		sandbox.WithDataDir(o.dataDir),
 		sandbox.WithLogger(log),
 		sandbox.WithRuntimeBinary(o.runtimeBinary),
+		sandbox.WithPool(o.pool),
 	)
 	if err != nil {
 		return nil, err
@@ -389,6 +407,45 @@ func startSandbox(ctx context.Context, o *serveOptions, log *slog.Logger, progre
 	}
 	return &sandboxed{mgr: mgr, image: ref, images: all}, nil
 }
+
+// poolReportEvery is how often the pools are reported (when they changed).
+const poolReportEvery = time.Minute
+
+// reportPools logs the pools and what their waiting containers cost, every
+// period in which a pool changed, until ctx ends.
+func reportPools(ctx context.Context, mgr *sandbox.Manager, log *slog.Logger, period time.Duration) {
+	t := time.NewTicker(period)
+	defer t.Stop()
+	var last []sandbox.PoolStats
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		pools := mgr.Pools()
+		if slices.Equal(pools, last) {
+			continue
+		}
+		last = pools
+		cost, err := mgr.PreparedCost(ctx)
+		if err != nil {
+			log.Debug("measuring prepared containers", "err", err)
+		}
+		for _, p := range pools {
+			log.Info("pool", "site", p.Site, "image", p.Image, "ready", p.Ready, "preparing", p.Preparing,
+				"target", p.Target, "hits", p.Hits, "misses", p.Misses)
+		}
+		if cost.Containers > 0 {
+			log.Info("prepared containers waiting", "containers", cost.Containers,
+				"shim_rss_each", mib(cost.ShimRSS/int64(cost.Containers)),
+				"launcher_rss_each", mib(cost.LauncherRSS/int64(cost.Containers)))
+		}
+	}
+}
+
+// mib formats a byte count in MiB, as an operator reads memory.
+func mib(n int64) string { return fmt.Sprintf("%.1fMiB", float64(n)/(1<<20)) }
 
 // unavailable answers every job with the reason the sandbox could not start.
 type unavailable struct{ err error }
