@@ -58,9 +58,9 @@ const (
 	// imageCheckEvery is how often a pool compares its image's digest.
 	imageCheckEvery = 5 * time.Second
 	// poolBuilders bounds the containers being prepared at once (across
-	// all pools), so that refilling never takes more than this many cores
-	// from the jobs.
-	poolBuilders = 2
+	// all pools): refilling takes at most one core from the jobs. (Jobs
+	// that find no prepared container start their own, in parallel.)
+	poolBuilders = 1
 	// failureBackoff is how long a pool waits after a failed preparation.
 	failureBackoff = 5 * time.Second
 )
@@ -115,8 +115,9 @@ func newPools(ctx context.Context, m *Manager, cfg PoolConfig) *pools {
 }
 
 // take returns a prepared container for key made from the image with
-// digest image, or nil when none is ready. Either way the pool of key then
-// refills towards its target, which a miss raises.
+// digest image, or nil when none is ready; a miss raises the pool's
+// target. The pool refills when the job calls done: not while the job
+// runs, whose script would otherwise share the CPU with the refill.
 func (p *pools) take(key poolKey, image digest.Digest) *started {
 	if p.cfg.Max <= 0 {
 		return nil
@@ -156,8 +157,19 @@ func (p *pools) take(key poolKey, image digest.Digest) *started {
 		pl.misses++
 		pl.target = min(pl.target+1, p.cfg.Max)
 	}
-	p.refill(pl)
 	return got
+}
+
+// done refills the pool of key after a job of it has ended.
+func (p *pools) done(key poolKey) {
+	if p.cfg.Max <= 0 {
+		return
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if pl := p.byKey[key]; pl != nil {
+		p.refill(pl)
+	}
 }
 
 // refill starts preparations until the pool will hold its target.

@@ -110,6 +110,13 @@ func (m *Manager) Run(ctx context.Context, job Job) (Result, error) {
 			"create", res.Phases.Create, "task", res.Phases.Task, "start", res.Phases.Start,
 			"run", res.Duration, "drain", res.Phases.Drain, "delete", time.Since(deleted))
 	}()
+	end := job.Ended
+	job.Ended = func(r Result, err error) {
+		if end != nil {
+			end(r, err)
+		}
+		m.pools.done(key)
+	}
 	res, err = m.runIn(ctx, c, job, l, frame, res)
 	return res, err
 }
