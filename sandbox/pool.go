@@ -92,21 +92,25 @@ type pool struct {
 type pools struct {
 	m   *Manager
 	cfg PoolConfig
-	ctx context.Context // ends on close
+	// ctx never ends: a preparation under way when the pools close is
+	// finished and then deleted, never cut off between containerd's
+	// steps (a cancelled snapshot Prepare can outrun its removal).
+	// stop is closed by close.
+	ctx  context.Context
+	stop chan struct{}
 
 	mu     sync.Mutex
 	byKey  map[poolKey]*pool
 	closed bool
 
 	owner   string // LabelOwner of the containers
-	cancel  context.CancelFunc
 	builds  chan struct{}
 	workers sync.WaitGroup
 }
 
 func newPools(ctx context.Context, m *Manager, cfg PoolConfig) *pools {
-	ctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	p := &pools{m: m, cfg: cfg, ctx: ctx, cancel: cancel, owner: ownerLabel(), byKey: map[poolKey]*pool{}, builds: make(chan struct{}, poolBuilders)}
+	p := &pools{m: m, cfg: cfg, ctx: context.WithoutCancel(ctx), stop: make(chan struct{}),
+		owner: ownerLabel(), byKey: map[poolKey]*pool{}, builds: make(chan struct{}, poolBuilders)}
 	if cfg.Max > 0 {
 		p.workers.Add(1)
 		go p.maintain()
@@ -194,7 +198,7 @@ func (p *pools) prepare(pl *pool) {
 	pl.preparing--
 	switch {
 	case err != nil:
-		if p.ctx.Err() == nil {
+		if !p.stopped() {
 			p.m.log.Warn("preparing a container failed; the pool retries later",
 				"site", pl.key.site, "image", pl.key.image, "retry_in", failureBackoff, "err", err)
 		}
@@ -217,9 +221,14 @@ func (p *pools) build(key poolKey) (*started, error) {
 	select {
 	case p.builds <- struct{}{}:
 		defer func() { <-p.builds }()
-	case <-p.ctx.Done():
-		return nil, p.ctx.Err()
+	case <-p.stop:
+		return nil, errors.New("pools closed")
 	}
+	if p.stopped() {
+		return nil, errors.New("pools closed")
+	}
+	ctx, cancel := context.WithTimeout(p.ctx, cleanupTimeout)
+	defer cancel()
 	id, err := preparedID()
 	if err != nil {
 		return nil, err
@@ -228,11 +237,11 @@ func (p *pools) build(key poolKey) (*started, error) {
 	// longest job after it, so that no sweep of another instance takes it
 	// for a leftover while this one is alive.
 	deadline := time.Now().Add(p.cfg.MaxAge + poolTick + key.limits.Wall + key.limits.KillGrace)
-	img, err := p.m.image(p.ctx, key.image)
+	img, err := p.m.image(ctx, key.image)
 	if err != nil {
 		return nil, err
 	}
-	return p.m.startContainer(p.ctx, key, img, identity{id: "cgibox-" + id, labels: map[string]string{
+	return p.m.startContainer(ctx, key, img, identity{id: "cgibox-" + id, labels: map[string]string{
 		LabelRequest:  id,
 		LabelSite:     key.site,
 		LabelDeadline: deadline.UTC().Format(time.RFC3339),
@@ -267,6 +276,16 @@ func (p *pools) retire(s *started, why string) {
 	}()
 }
 
+// stopped reports whether close has begun.
+func (p *pools) stopped() bool {
+	select {
+	case <-p.stop:
+		return true
+	default:
+		return false
+	}
+}
+
 // maintain checks the pools every poolTick until close.
 func (p *pools) maintain() {
 	defer p.workers.Done()
@@ -274,7 +293,7 @@ func (p *pools) maintain() {
 	defer t.Stop()
 	for {
 		select {
-		case <-p.ctx.Done():
+		case <-p.stop:
 			return
 		case now := <-t.C:
 			p.check(now)
@@ -363,9 +382,9 @@ func (p *pools) close(ctx context.Context) error {
 		pl.ready = nil
 	}
 	p.mu.Unlock()
-	// Preparations in flight see the cancelled context or closed, and
-	// retire what they made.
-	p.cancel()
+	// Preparations in flight finish and, seeing closed, retire what they
+	// made; those waiting for their turn give up.
+	close(p.stop)
 	done := make(chan struct{})
 	go func() {
 		p.workers.Wait()
@@ -406,8 +425,10 @@ func (m *Manager) Pools() []PoolStats {
 }
 
 // PreparedCost is what waiting prepared containers hold: their number and
-// the resident memory of their shims and launchers (VmRSS, which counts
-// shared pages once per process, so it overstates a little).
+// the memory of their shims and launchers, as proportional set size (a
+// page shared by n processes counts 1/n for each: the launchers share the
+// cgibox binary's pages), or resident set size on kernels without
+// /proc/PID/smaps_rollup.
 type PreparedCost struct {
 	Containers  int
 	ShimRSS     int64 // bytes, all shims together
@@ -452,15 +473,18 @@ func (m *Manager) PreparedCost(ctx context.Context) (PreparedCost, error) {
 	return c, errors.Join(errs...)
 }
 
-// rss is the VmRSS of process pid in bytes.
+// rss is the proportional set size of process pid in bytes (Pss of
+// /proc/PID/smaps_rollup, Linux 4.14+), else its VmRSS.
 func rss(pid int) (int64, error) {
-	v, err := procStatus(pid, "VmRSS")
+	v, err := procField("/proc/"+strconv.Itoa(pid)+"/smaps_rollup", "Pss")
 	if err != nil {
-		return 0, err
+		if v, err = procStatus(pid, "VmRSS"); err != nil {
+			return 0, err
+		}
 	}
-	kb, err := strconv.ParseInt(strings.TrimSuffix(v, " kB"), 10, 64)
+	kb, err := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(v, "kB")), 10, 64)
 	if err != nil {
-		return 0, fmt.Errorf("VmRSS of %d: %w", pid, err)
+		return 0, fmt.Errorf("memory of %d: %w", pid, err)
 	}
 	return kb << 10, nil
 }
@@ -476,22 +500,19 @@ func parentPid(pid int) (int, error) {
 
 // procStatus reads one field of /proc/PID/status.
 func procStatus(pid int, field string) (string, error) {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/status")
+	return procField("/proc/"+strconv.Itoa(pid)+"/status", field)
+}
+
+// procField reads the field of a "Name: value" file of /proc.
+func procField(file, field string) (string, error) {
+	b, err := os.ReadFile(file)
 	if err != nil {
-		return "", fmt.Errorf("process %d: %w", pid, err)
+		return "", err
 	}
 	for line := range strings.Lines(string(b)) {
 		if k, v, ok := strings.Cut(line, ":"); ok && k == field {
 			return strings.TrimSpace(v), nil
 		}
 	}
-	return "", fmt.Errorf("process %d: no %s in its status", pid, field)
-}
-
-// WaitingForLiveOwner reports whether a container with these labels is a
-// prepared container whose owner may still take it: its owner has not
-// provably ended (see ownerGone). Sweeps of other instances leave such
-// containers alone.
-func WaitingForLiveOwner(labels map[string]string) bool {
-	return labels[LabelPrepared] == "true" && !ownerGone(labels[LabelOwner])
+	return "", fmt.Errorf("%s: no %s", file, field)
 }

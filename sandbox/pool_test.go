@@ -132,7 +132,8 @@ func TestPoolHandsOverPreparedContainers(t *testing.T) {
 	if err != nil || res.ExitCode != 0 || res.Prepared {
 		t.Fatalf("first job: Run = %+v, %v (stderr %q); want a container of its own (empty pool)", res, err, errOut)
 	}
-	waitReady(t, m, 1)
+	// The miss raised the target to 2: once both wait, none is half made.
+	waitReady(t, m, 2)
 
 	// What waits holds nothing of any request: the launcher's fixed argv
 	// and PATH only, labels naming its owner and a deadline beyond its
