@@ -866,9 +866,13 @@ func describeSeccomp(s *oci.Spec) (string, bool) {
 			return "the container policy's seccomp profile allows " + n, false
 		}
 	}
+	arches := make([]string, len(p.Architectures))
+	for i, a := range p.Architectures {
+		arches[i] = strings.ToLower(strings.TrimPrefix(string(a), "SCMP_ARCH_"))
+	}
 	return fmt.Sprintf("in force for every script: containerd's default profile for a process without capabilities, "+
-		"default action %s, %d syscalls allowed, never: %s",
-		p.DefaultAction, len(allowed), strings.Join(deniedSyscalls(), " ")), true
+		"default action %s, %d syscalls allowed, architectures %s (other ABIs are killed), never: %s",
+		p.DefaultAction, len(allowed), strings.Join(arches, " "), strings.Join(deniedSyscalls(), " ")), true
 }
 
 func checkUserNamespaces(s *oci.Spec, err error) Check {

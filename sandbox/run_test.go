@@ -9,7 +9,9 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -749,5 +751,61 @@ func TestCloseEndsRunningJobs(t *testing.T) {
 	}
 	for _, c := range ctrs {
 		t.Errorf("container %s left after Close", c.ID())
+	}
+}
+
+// int80 is a program that makes a 32-bit system call (getpid through
+// int 0x80) from a 64-bit process.
+const int80Main = `package main
+
+import "fmt"
+
+func getpid32() int32
+
+func main() { fmt.Println("getpid via int 0x80:", getpid32()) }
+`
+
+const int80Asm = `#include "textflag.h"
+
+TEXT ·getpid32(SB),NOSPLIT,$0-4
+	MOVL $20, AX
+	INT $0x80
+	MOVL AX, ret+0(FP)
+	RET
+`
+
+// TestRunNo32BitSyscalls: the seccomp filter admits the native ABI only. A
+// 32-bit system call is never carried out: the kernel kills the calling
+// thread (seccomp's action for a foreign architecture), which leaves a Go
+// program hung until the deadline.
+func TestRunNo32BitSyscalls(t *testing.T) {
+	if runtime.GOARCH != "amd64" {
+		t.Skipf("the int 0x80 probe is x86-64 code; this is %s", runtime.GOARCH)
+	}
+	manager(t)
+	src := t.TempDir()
+	for name, body := range map[string]string{"go.mod": "module int80\n\ngo 1.26\n", "main.go": int80Main, "int80_amd64.s": int80Asm} {
+		if err := os.WriteFile(filepath.Join(src, name), []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	job := scriptJob(t, "#!/bin/sh\n/www/cgi-bin/int80\n")
+	build := exec.Command("go", "build", "-o", filepath.Join(job.ScriptDir, "int80"), ".")
+	build.Dir = src
+	build.Env = append(os.Environ(), "CGO_ENABLED=0", "GOARCH=amd64", "GOFLAGS=")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("build the probe: %v\n%s", err, out)
+	}
+	const works = "getpid via int 0x80: "
+	if out, err := exec.Command(filepath.Join(job.ScriptDir, "int80")).CombinedOutput(); err != nil || !strings.HasPrefix(string(out), works) {
+		t.Fatalf("the probe outside the sandbox: %v, %q; want it to work", err, out)
+	}
+	job.Limits.Wall = 2 * time.Second
+	res, out, errOut, err := run(t, testContext(t), job)
+	if err != nil {
+		t.Fatalf("Run = %+v, %v; stderr %q", res, err, errOut)
+	}
+	if strings.Contains(out, works) || res.ExitCode == 0 {
+		t.Errorf("the 32-bit system call was carried out: %+v, output %q", res, out)
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"io/fs"
 	"math"
 	"path"
+	"runtime"
 	"slices"
 	"strconv"
 
@@ -251,10 +252,31 @@ func deniedSyscalls() []string {
 	}
 }
 
+// nativeArch is the one seccomp architecture scripts may use: the
+// machine's own (containerd's default profile picks its list from GOARCH
+// too). Nil leaves the default profile's list.
+func nativeArch() []specs.Arch {
+	switch runtime.GOARCH {
+	case "amd64":
+		return []specs.Arch{specs.ArchX86_64}
+	case "arm64":
+		return []specs.Arch{specs.ArchAARCH64}
+	}
+	return nil
+}
+
 // withSeccomp sets containerd's default seccomp profile for a process
-// without capabilities, minus deniedSyscalls.
+// without capabilities, minus deniedSyscalls, for the native architecture
+// only. The default profile also admits the 32-bit ABIs (x86 and x32 on
+// amd64), which runc compiles into the filter of every container: 3/4 of
+// the filter's cost, about 12 ms of CPU per container with runc 1.1. A
+// script's 32-bit system calls are killed instead (SIGSYS): the x86_64
+// part of the filter is the same, the policy stricter.
 func withSeccomp(_ context.Context, _ oci.Client, _ *containers.Container, s *oci.Spec) error {
 	p := seccomp.DefaultProfile(s)
+	if a := nativeArch(); a != nil {
+		p.Architectures = a
+	}
 	denied := deniedSyscalls()
 	rules := p.Syscalls[:0]
 	for _, r := range p.Syscalls {

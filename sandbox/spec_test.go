@@ -264,6 +264,11 @@ func TestSpecSeccomp(t *testing.T) {
 	if len(sc.Syscalls) < 10 {
 		t.Errorf("seccomp profile has %d rules; want the default allowlist", len(sc.Syscalls))
 	}
+	// The native ABI only: no 32-bit system calls (and a filter a third
+	// the size to compile).
+	if want := nativeArch(); want != nil && !slices.Equal(sc.Architectures, want) {
+		t.Errorf("seccomp architectures %v, want only %v", sc.Architectures, want)
+	}
 	denied := []string{"io_uring_setup", "io_uring_enter", "keyctl", "bpf", "ptrace", "mount", "unshare",
 		"perf_event_open", "userfaultfd", "setns"}
 	for _, name := range denied {
