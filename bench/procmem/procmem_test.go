@@ -8,14 +8,14 @@ import (
 	"testing"
 )
 
-// fakeProc writes a /proc with the processes given as pid → ppid, argv,
-// rss.
+// fakeProcess is one process of a fake /proc.
 type fakeProcess struct {
 	pid, ppid int
 	argv      []string
 	rss, pss  int64
 }
 
+// fakeProc writes a /proc holding procs: status, smaps_rollup, cmdline.
 func fakeProc(t *testing.T, procs []fakeProcess) Root {
 	t.Helper()
 	root := t.TempDir()
@@ -89,5 +89,26 @@ func TestKiB(t *testing.T) {
 		if _, err := kib(in); err == nil {
 			t.Errorf("kib(%q): no error", in)
 		}
+	}
+}
+
+func TestSummarize(t *testing.T) {
+	shims := []Shim{
+		{Usage: Usage{RssKiB: 9000, PssKiB: 4000}, Containers: 1, Children: []Usage{{RssKiB: 3000, PssKiB: 2000}}},
+		// A shared shim with two containers.
+		{Usage: Usage{RssKiB: 10000, PssKiB: 5000}, Containers: 2, Children: []Usage{{RssKiB: 3000, PssKiB: 2000}, {RssKiB: 3000, PssKiB: 2000}}},
+		// A shim whose container is gone: its memory still counts.
+		{Usage: Usage{RssKiB: 8000, PssKiB: 3000}},
+	}
+	got := Summarize(shims)
+	want := ContainerSummary{
+		Count: 3, ShimRssKiB: 27000, ChildRssKiB: 9000, TotalPssKiB: 18000,
+		PerContainerRss: 12000, PerContainerPss: 6000,
+	}
+	if got != want {
+		t.Errorf("Summarize = %+v, want %+v", got, want)
+	}
+	if got := Summarize(nil); got != (ContainerSummary{}) {
+		t.Errorf("Summarize(nil) = %+v, want zero", got)
 	}
 }
