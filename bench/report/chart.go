@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"image/color"
 	"io"
+	"strconv"
 
 	"gonum.org/v1/plot"
 	"gonum.org/v1/plot/plotter"
@@ -173,5 +174,19 @@ func groupedBars(title, ylabel string, groups []string, ss []series) (*plot.Plot
 		p.Add(lab)
 	}
 	p.NominalX(groups...)
+	p.Y.Tick.Marker = plainTicks{}
 	return p, nil
+}
+
+// plainTicks are the default ticks labelled without trailing zeros.
+type plainTicks struct{}
+
+func (plainTicks) Ticks(lo, hi float64) []plot.Tick {
+	ticks := plot.DefaultTicks{}.Ticks(lo, hi)
+	for i := range ticks {
+		if ticks[i].Label != "" {
+			ticks[i].Label = strconv.FormatFloat(ticks[i].Value, 'f', -1, 64)
+		}
+	}
+	return ticks
 }
