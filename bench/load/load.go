@@ -88,6 +88,9 @@ type Cell struct {
 	Peer     string `json:"peer"`
 	Workload string `json:"workload"`
 	URL      string `json:"url"`
+	// Failed says why the cell could not be measured (its warm-up failed,
+	// say); its Result then holds only the pacing.
+	Failed string `json:"failed,omitempty"`
 	Result
 }
 

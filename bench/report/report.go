@@ -183,9 +183,18 @@ func (r *Results) WriteMarkdown(w io.Writer) error {
 	b.WriteString("## Latency and throughput\n\n")
 	b.WriteString("| peer | workload | load | p50 ms | p90 ms | p99 ms | req/s | errors |\n")
 	b.WriteString("|---|---|---|--:|--:|--:|--:|--:|\n")
+	var failed []string
 	for _, c := range r.sortedCells() {
+		if c.Failed != "" {
+			fmt.Fprintf(&b, "| %s | %s | %s | failed | | | | |\n", c.Peer, c.Workload, pacing(c))
+			failed = append(failed, fmt.Sprintf("- %s %s %s: %s", c.Peer, c.Workload, pacing(c), mdEscape(c.Failed)))
+			continue
+		}
 		fmt.Fprintf(&b, "| %s | %s | %s | %s | %s | %s | %s | %d |\n",
 			c.Peer, c.Workload, pacing(c), num(c.P50), num(c.P90), num(c.P99), num(c.RPS), c.Errors)
+	}
+	if len(failed) > 0 {
+		b.WriteString("\nFailed cells:\n\n" + strings.Join(failed, "\n") + "\n")
 	}
 	var kinds []string
 	for _, c := range r.sortedCells() {

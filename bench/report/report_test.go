@@ -178,3 +178,30 @@ func TestReadLines(t *testing.T) {
 		t.Errorf("bad line: %v, want an error naming line 1", err)
 	}
 }
+
+func TestFailedCell(t *testing.T) {
+	r := sample()
+	r.Cells = append(r.Cells, load.Cell{Peer: PeerNaive, Workload: WorkCGI, Failed: "warm-up of http://x: status 502",
+		Result: load.Result{Mode: load.Closed, Concurrency: 8}})
+	for i, c := range r.Cells {
+		if c.Peer == PeerNaive && c.Concurrency == 1 {
+			r.Cells[i] = load.Cell{Peer: PeerNaive, Workload: WorkCGI, Failed: "no", Result: load.Result{Mode: load.Closed, Concurrency: 1}}
+		}
+	}
+	r.Evaluate()
+	if got := target(t, r, "cold p50 (c=1) / naive containerd p50 (c=1)"); got.Status != statusNA || got.Note != "naive-containerd failed" {
+		t.Errorf("target against a failed cell: %+v, want not available because naive-containerd failed", got)
+	}
+	var b bytes.Buffer
+	if err := r.WriteMarkdown(&b); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"| naive-containerd | cgi-hello | c=8 | failed |", "- naive-containerd cgi-hello c=8: warm-up of http://x: status 502"} {
+		if !strings.Contains(b.String(), want) {
+			t.Errorf("results.md lacks %q:\n%s", want, b.String())
+		}
+	}
+	if err := r.WriteChart(&bytes.Buffer{}); err != nil {
+		t.Errorf("chart with a failed cell: %v", err)
+	}
+}

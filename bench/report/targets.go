@@ -95,6 +95,10 @@ func (r *Results) Evaluate() {
 			return unavailable(name, whyA)
 		case !okB:
 			return unavailable(name, "peer not measured")
+		case a.Failed != "":
+			return unavailable(name, a.Peer+" failed")
+		case b.Failed != "":
+			return unavailable(name, b.Peer+" failed")
 		case field(b) == 0 || a.Samples == 0:
 			return unavailable(name, "no successful requests")
 		}
@@ -116,7 +120,7 @@ func (r *Results) Evaluate() {
 		{"warm, light load: p99 cgibox / python", p99, 3},
 	} {
 		t := ratio(x.name, warmL, pyL, okW, okP, x.field, "<=", x.limit, warmWhy)
-		if !okW && okC && okP && x.field(pyL) > 0 {
+		if !okW && okC && okP && coldL.Failed == "" && x.field(pyL) > 0 {
 			t.Note += fmt.Sprintf("; cold instead: %s×", num(x.field(coldL)/x.field(pyL)))
 		}
 		ts = append(ts, t)
@@ -132,6 +136,9 @@ func (r *Results) Evaluate() {
 		why := "not measured"
 		if peer == PeerWarm {
 			why = warmWhy
+		}
+		if ok && c8.Failed != "" {
+			ok, why = false, peer+" failed"
 		}
 		if !ok {
 			for _, what := range []string{"req/s", "p99", "errors"} {

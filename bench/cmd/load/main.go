@@ -66,20 +66,38 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if cfg.Rate > 0 {
 		cfg.Mode = load.Open
 	}
-	res, err := load.Run(ctx, cfg)
-	if err != nil {
-		return fmt.Errorf("%s %s: %w", cell.Peer, cell.Workload, err)
-	}
+	res, runErr := load.Run(ctx, cfg)
 	cell.URL, cell.Result = cfg.URL, res
+	if runErr != nil {
+		// Recorded, so that the report says which cell failed and why.
+		cell.Failed = runErr.Error()
+		cell.Result = load.Result{Mode: cfg.Mode, Concurrency: cfg.Concurrency, Rate: cfg.Rate}
+		if cfg.Mode == load.Open {
+			cell.Concurrency = 0
+		}
+	}
 	line, err := json.Marshal(cell)
 	if err != nil {
 		return err
 	}
 	line = append(line, '\n')
-	fmt.Fprintf(stderr, "  %-14s %-10s %-9s %8.1f req/s  p50 %8.2f  p90 %8.2f  p99 %8.2f ms  errors %d\n",
-		cell.Peer, cell.Workload, pacing(res), res.RPS, res.P50, res.P90, res.P99, res.Errors)
+	if runErr == nil {
+		fmt.Fprintf(stderr, "  %-16s %-10s %-6s %8.1f req/s  p50 %8.2f  p90 %8.2f  p99 %8.2f ms  errors %d\n",
+			cell.Peer, cell.Workload, pacing(res), res.RPS, res.P50, res.P90, res.P99, res.Errors)
+	}
+	if err := appendLine(out, line, stdout); err != nil {
+		return err
+	}
+	if runErr != nil {
+		return fmt.Errorf("%s %s: %w", cell.Peer, cell.Workload, runErr)
+	}
+	return nil
+}
+
+// appendLine appends line to the file out, or writes it to stdout.
+func appendLine(out string, line []byte, stdout io.Writer) error {
 	if out == "" {
-		_, err = stdout.Write(line)
+		_, err := stdout.Write(line)
 		return err
 	}
 	f, err := os.OpenFile(out, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
