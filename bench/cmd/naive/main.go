@@ -52,6 +52,7 @@ const (
 	maxOutput      = 1 << 20 // bytes of a script's stdout kept; more is a 502
 	scriptTimeout  = 30 * time.Second
 	cleanupTimeout = 30 * time.Second
+	drainTimeout   = 5 * time.Second
 )
 
 func main() {
@@ -234,7 +235,10 @@ func (r *runner) runScript(ctx context.Context, id, script string) ([]byte, erro
 	case <-ctx.Done():
 		return nil, fmt.Errorf("script: %w", context.Cause(ctx))
 	}
-	// Delete waits for the output to be copied.
+	// The v2 client's Delete cancels the output copy (it closes our ends
+	// of the FIFOs) before it waits, which loses output a short script
+	// wrote just before it exited: wait for the copy first, bounded.
+	drain(task.IO())
 	if _, err := task.Delete(ctx); err != nil {
 		return nil, fmt.Errorf("delete task: %w", err)
 	}
@@ -245,6 +249,25 @@ func (r *runner) runScript(ctx context.Context, id, script string) ([]byte, erro
 		return nil, fmt.Errorf("output over %d bytes", maxOutput)
 	}
 	return stdout.buf.Bytes(), nil
+}
+
+// drain waits up to drainTimeout for a task's output to be copied.
+func drain(tio cio.IO) {
+	if tio == nil {
+		return
+	}
+	done := make(chan struct{})
+	go func() {
+		tio.Wait()
+		close(done)
+	}()
+	t := time.NewTimer(drainTimeout)
+	defer t.Stop()
+	select {
+	case <-done:
+	case <-t.C:
+		tio.Cancel()
+	}
 }
 
 // remove deletes a container's task (killing it if it still runs) and the
