@@ -20,8 +20,11 @@
 #   each at c=1 and c=8 (closed loop) and, for CGI, an open loop at 10 requests/s;
 #   p50/p90/p99 ms, successful req/s, errors (non-200, wrong length, transport);
 #   cgibox's idle serve RSS and each prepared container's shim + launcher RSS.
-# Then it prints the targets, each met or not met (bench/README.md explains them).
-# Compare rows of one run only: the client shares the two cores with the server.
+# All servers run at once (idle ones cost nothing); the cells of one workload
+# and pacing run back to back, peer after peer, so that a drifting machine
+# load treats the peers alike. Then it prints the targets, each met or not
+# met (bench/README.md explains them). Compare rows of one run only: the
+# client shares the two cores with the server.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/lib.sh
@@ -58,7 +61,7 @@ ensure_go
 # workers, Python's CGI children and the containers' scripts run as nobody.
 WORK=$(mktemp -d /tmp/cgibox-bench.XXXXXX)
 chmod 755 "$WORK"
-BIN=$WORK/bin SITE=$WORK/site DATA=$WORK/data LOGS=$WORK/logs
+BIN=$WORK/bin SITE=$WORK/site DATA=$WORK/cold LOGS=$WORK/logs
 mkdir -p "$BIN" "$SITE/cgi-bin" "$SITE/static" "$LOGS" "$WORK/fifo" "$WORK/nginx"
 CELLS=$WORK/cells.jsonl MEM=$WORK/mem.jsonl
 declare -A PIDS=() # name → pid of each server this script started and has not stopped
@@ -116,14 +119,19 @@ free_port() {
 }
 
 # wait_ready NAME URL: until URL answers 200 (3 min at most: cgibox's first
-# start builds its busybox image), or NAME has exited.
+# start builds its busybox image); fails when NAME exits or the time is up.
 wait_ready() {
   local name=$1 url=$2 i
   for ((i = 0; i < 180; i++)); do
     "$BIN/load" -ready 1s -url "$url" 2>/dev/null && return 0
-    kill -0 "${PIDS[$name]}" 2>/dev/null || die "$name exited during start-up; see above"
+    if ! kill -0 "${PIDS[$name]}" 2>/dev/null; then
+      echo "$name exited during start-up; the last lines of its log:" >&2
+      tail -n 20 "$LOGS/$name.log" >&2
+      return 1
+    fi
   done
-  die "$name did not answer $url within 3 minutes"
+  echo "$name did not answer $url within 3 minutes" >&2
+  return 1
 }
 
 # cell PEER WORKLOAD URL BODYSIZE ARGS...: one measured cell.
@@ -137,22 +145,23 @@ cell() {
 HELLO_BODY="hello from cgi"
 HELLO_SIZE=$((${#HELLO_BODY} + 1))
 
-# cgi_cells PEER BASEURL: c=1, c=8 and the light open loop. The 1 s pause
+declare -A URL=() # peer → base URL
+
+# cgi_round PACING...: the CGI cell of every CGI peer, one after the other,
+# so that a machine whose load drifts treats the peers alike. The 1 s pause
 # after each warm-up lets a pool refill; every peer gets the same.
-cgi_cells() {
-  local url=$2/cgi-bin/hello.sh
-  cell "$1" cgi-hello "$url" "$HELLO_SIZE" -c 1 -warmup 10 -settle 1s
-  cell "$1" cgi-hello "$url" "$HELLO_SIZE" -c 8 -warmup 16 -settle 1s
-  cell "$1" cgi-hello "$url" "$HELLO_SIZE" -rate "$LIGHT_RATE" -warmup 5 -settle 2s
+cgi_round() {
+  local peer
+  for peer in "${CGI_PEERS[@]}"; do
+    cell "$peer" cgi-hello "${URL[$peer]}/cgi-bin/hello.sh" "$HELLO_SIZE" "$@"
+  done
 }
 
-static_cells() {
-  local c
-  for c in 1 8; do
-    cell "$1" static-1k "$2/static/1k.bin" 1024 -c "$c" -warmup 200
-  done
-  for c in 1 8; do
-    cell "$1" static-1m "$2/static/1m.bin" 1048576 -c "$c" -warmup 50
+# static_round FILE SIZE C: one static cell of every static peer.
+static_round() {
+  local peer
+  for peer in nginx cgibox python; do
+    cell "$peer" "static-$1" "${URL[$peer]}/static/$1.bin" "$2" -c "$3" -warmup 200
   done
 }
 
@@ -172,10 +181,12 @@ head -c 1024 /dev/urandom >"$SITE/static/1k.bin"
 head -c 1048576 /dev/urandom >"$SITE/static/1m.bin"
 chmod 644 "$SITE"/static/*.bin
 
-POOL=false POOL_NOTE="no --pool flag"
+# The pool (--pool N) is new; a cgibox without it runs the cold cells only.
+HAS_POOL=false POOL_NOTE="no --pool flag"
 if ./cgibox serve --help 2>&1 | grep -q -- '-pool'; then
-  POOL=true POOL_NOTE=
+  HAS_POOL=true POOL_NOTE=
 fi
+POOL=$HAS_POOL # the warm cells run
 
 {
   echo "cpus: $(nproc)"
@@ -199,8 +210,12 @@ if awk '{exit !($1 > 1.0)}' /proc/loadavg; then
   echo "warning: this machine is busy (load average $(cut -d' ' -f1-3 /proc/loadavg)); the numbers will be noisy" >&2
 fi
 
-# --- nginx: one worker per core, sendfile, the access log on (cgibox logs every request too).
-say "nginx"
+# Every server is up at once (an idle one costs nothing) and the cells of
+# one workload and pacing run back to back, peer after peer.
+
+# nginx: one worker per core, sendfile, the access log on (cgibox logs every
+# request too).
+say "starting nginx"
 PORT=$(free_port)
 cat >"$WORK/nginx/nginx.conf" <<EOF
 worker_processes auto;
@@ -226,65 +241,80 @@ http {
 }
 EOF
 start nginx nginx -p "$WORK/nginx" -c "$WORK/nginx/nginx.conf" -g 'daemon off;'
-wait_ready nginx "http://127.0.0.1:$PORT/static/1k.bin"
-static_cells nginx "http://127.0.0.1:$PORT"
-stop nginx
+URL[nginx]=http://127.0.0.1:$PORT
+wait_ready nginx "${URL[nginx]}/static/1k.bin" || die "nginx did not start"
 
-# --- Python, as people run it (HTTP/1.0: one connection per request).
-say "python3 -m http.server --cgi"
+# Python as people run it (HTTP/1.0: one connection per request).
+say "starting python3 -m http.server --cgi"
 PORT=$(free_port)
 start python bash -c 'cd "$1" && exec "$2" -m http.server --cgi --bind 127.0.0.1 "$3"' _ "$SITE" "$PYTHON" "$PORT"
-wait_ready python "http://127.0.0.1:$PORT/cgi-bin/hello.sh"
-static_cells python "http://127.0.0.1:$PORT"
-cgi_cells python "http://127.0.0.1:$PORT"
-stop python
+URL[python]=http://127.0.0.1:$PORT
+wait_ready python "${URL[python]}/cgi-bin/hello.sh" || die "python did not start"
 
-say "Go net/http/cgi"
+say "starting Go net/http/cgi"
 PORT=$(free_port)
 start go-cgi "$BIN/gocgi" -addr "127.0.0.1:$PORT" -dir "$SITE/cgi-bin"
-wait_ready go-cgi "http://127.0.0.1:$PORT/cgi-bin/hello.sh"
-cgi_cells go-cgi "http://127.0.0.1:$PORT"
-stop go-cgi
+URL[go-cgi]=http://127.0.0.1:$PORT
+wait_ready go-cgi "${URL[go-cgi]}/cgi-bin/hello.sh" || die "go-cgi did not start"
 
-# serve_cgibox NAME ARGS...: a cgibox on its own port, its private
-# containerd under DATA, its access log in LOGS/NAME.log. Sets PORT.
+# serve_cgibox NAME DATADIR ARGS...: a cgibox on its own port with a private
+# containerd under DATADIR (one serve per data directory), its access log in
+# LOGS/NAME.log; warmed up, left idle, then its memory measured.
 serve_cgibox() {
-  local name=$1; shift
-  PORT=$(free_port)
-  start "$name" ./cgibox serve "$PORT" -b 127.0.0.1 -d "$SITE" --containerd private --data-dir "$DATA" "$@"
-  wait_ready "$name" "http://127.0.0.1:$PORT/cgi-bin/hello.sh"
-  # Warm-up, then idle, then its memory.
-  "$BIN/load" -url "http://127.0.0.1:$PORT/cgi-bin/hello.sh" -body-size "$HELLO_SIZE" -c 1 -d 1s -warmup 10 >/dev/null 2>&1 || true
-  "$BIN/load" -url "http://127.0.0.1:$PORT/static/1k.bin" -body-size 1024 -c 1 -d 1s -warmup 100 >/dev/null 2>&1 || true
+  local name=$1 data=$2 port; shift 2
+  port=$(free_port)
+  start "$name" ./cgibox serve "$port" -b 127.0.0.1 -d "$SITE" --containerd private --data-dir "$data" "$@"
+  URL[$name]=http://127.0.0.1:$port
+  wait_ready "$name" "${URL[$name]}/cgi-bin/hello.sh" || return 1
+  "$BIN/load" -url "${URL[$name]}/cgi-bin/hello.sh" -body-size "$HELLO_SIZE" -c 1 -d 1s -warmup 10 >/dev/null 2>&1 || true
+  "$BIN/load" -url "${URL[$name]}/static/1k.bin" -body-size 1024 -c 1 -d 1s -warmup 100 >/dev/null 2>&1 || true
   sleep 3
-  "$BIN/mem" -peer "$name" -pid "${PIDS[$name]}" -address "$DATA/containerd.sock" -out "$MEM"
+  "$BIN/mem" -peer "$name" -pid "${PIDS[$name]}" -address "$data/containerd.sock" -out "$MEM"
 }
 
-say "cgibox, cold (a fresh container per request)"
-if $POOL; then serve_cgibox cgibox-cold --pool 0; else serve_cgibox cgibox-cold; fi
-COLD=http://127.0.0.1:$PORT
-cgi_cells cgibox-cold "$COLD"
-static_cells cgibox "$COLD"
+CGI_PEERS=()
+if $POOL; then
+  say "starting cgibox warm (--pool 4: prepared containers)"
+  if serve_cgibox cgibox-warm "$WORK/warm" --pool 4; then
+    CGI_PEERS+=(cgibox-warm)
+  else
+    # The pool is new: without it the rest of the run still means something.
+    stop cgibox-warm
+    POOL=false POOL_NOTE="cgibox serve --pool 4 did not start"
+    echo "warning: $POOL_NOTE; going on without the warm cells" >&2
+  fi
+else
+  say "cgibox warm: not available ($POOL_NOTE)"
+fi
+say "starting cgibox cold (a fresh container per request)"
+if $HAS_POOL; then
+  serve_cgibox cgibox-cold "$DATA" --pool 0 || die "cgibox cold did not start"
+else
+  serve_cgibox cgibox-cold "$DATA" || die "cgibox cold did not start"
+fi
+URL[cgibox]=${URL[cgibox-cold]} # static files: the same with or without a pool
 
 # The naive peer uses the cold cgibox's private containerd and its image.
-say "naive containerd lifecycle (on cgibox's private containerd)"
+say "starting the naive containerd lifecycle (on the cold cgibox's containerd)"
 IMAGE=$(./cgibox image ls --containerd private --data-dir "$DATA" 2>/dev/null | awk '$1 ~ /busybox/ {print $1; exit}')
 [ -n "$IMAGE" ] || die "no busybox image in $DATA's containerd"
 PORT=$(free_port)
 start naive "$BIN/naive" -addr "127.0.0.1:$PORT" -address "$DATA/containerd.sock" -site "$SITE" -image "$IMAGE" -fifo-dir "$WORK/fifo"
-wait_ready naive "http://127.0.0.1:$PORT/cgi-bin/hello.sh"
-cgi_cells naive-containerd "http://127.0.0.1:$PORT"
-stop naive
-stop cgibox-cold
+URL[naive-containerd]=http://127.0.0.1:$PORT
+wait_ready naive "${URL[naive-containerd]}/cgi-bin/hello.sh" || die "naive did not start"
+CGI_PEERS+=(cgibox-cold naive-containerd python go-cgi)
 
-if $POOL; then
-  say "cgibox, warm (--pool 4: prepared containers)"
-  serve_cgibox cgibox-warm --pool 4
-  cgi_cells cgibox-warm "http://127.0.0.1:$PORT"
-  stop cgibox-warm
-else
-  say "cgibox, warm: not available ($POOL_NOTE)"
-fi
+say "static files"
+for c in 1 8; do static_round 1k 1024 "$c"; done
+for c in 1 8; do static_round 1m 1048576 "$c"; done
+
+say "CGI hello.sh"
+cgi_round -c 1 -warmup 10 -settle 1s
+cgi_round -c 8 -warmup 16 -settle 1s
+cgi_round -rate "$LIGHT_RATE" -warmup 5 -settle 2s
+
+say "stopping the servers"
+for name in naive cgibox-cold cgibox-warm go-cgi python nginx; do stop "$name"; done
 
 ELAPSED=$(( $(date +%s) - T0 ))
 ELAPSED_TEXT="$((ELAPSED / 60)) min $((ELAPSED % 60)) s"
