@@ -9,6 +9,7 @@ package static
 
 import (
 	"fmt"
+	"io"
 	"io/fs"
 	"net/http"
 	"net/url"
@@ -16,6 +17,7 @@ import (
 	"path"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 )
 
@@ -32,6 +34,8 @@ type Handler struct {
 	// into one, is answered 403 — a script's source is never served. The
 	// match is on the cleaned path, case-sensitive, whole segments.
 	CGIDirs []string
+
+	bufs sync.Pool // *[]byte of smallFile bytes, for small files
 }
 
 // Public messages. Python's wording where Python has one.
@@ -145,7 +149,35 @@ func (h *Handler) serveFile(w http.ResponseWriter, r *http.Request, resolved, na
 			r.Header.Set("If-Modified-Since", v)
 		}
 	}
-	http.ServeContent(&errorPageWriter{ResponseWriter: w, r: r}, r, name, fi.ModTime(), f)
+	ew := &errorPageWriter{ResponseWriter: w, r: r}
+	var content io.ReadSeeker = f
+	if fi.Size() <= smallFile {
+		// A small file is read with one pread into a buffer and written
+		// through the response's own buffer, so that it leaves with the
+		// header in one write; sendfile would cost two lseeks, a read and
+		// a write of the header and the first 512 bytes, then the
+		// sendfile. The section ends at the size fstat saw, as the
+		// seeks of ServeContent would have found it.
+		buf := h.copyBuf()
+		defer h.bufs.Put(buf)
+		ew.copyBuf = *buf
+		content = io.NewSectionReader(f, 0, fi.Size())
+	}
+	http.ServeContent(ew, r, name, fi.ModTime(), content)
+}
+
+// smallFile is the largest file served from a buffer instead of by
+// sendfile. Measured on loopback (CPU time per request, wrk -c8), it is
+// cheaper at 1 KiB, no dearer at 16 KiB and dearer at 64 KiB.
+const smallFile = 16 << 10
+
+// copyBuf returns a buffer of smallFile bytes from h's pool.
+func (h *Handler) copyBuf() *[]byte {
+	if b, ok := h.bufs.Get().(*[]byte); ok {
+		return b
+	}
+	b := make([]byte, smallFile)
+	return &b
 }
 
 // validByteRanges reports whether v is a syntactically valid
