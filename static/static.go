@@ -8,7 +8,6 @@
 package static
 
 import (
-	"fmt"
 	"io"
 	"io/fs"
 	"net/http"
@@ -19,6 +18,7 @@ import (
 	"strings"
 	"sync"
 	"syscall"
+	"time"
 )
 
 // Handler serves files below Root. Zero values mean: no dotfiles, no extra
@@ -132,9 +132,11 @@ func (h *Handler) serveFile(w http.ResponseWriter, r *http.Request, resolved, na
 	}
 	hd := w.Header()
 	hd.Set("Content-Type", ContentType(name))
-	// Set here as well as by ServeContent, which leaves it out for a file
-	// dated 1970-01-01; Python always sends it.
-	hd.Set("Last-Modified", fi.ModTime().UTC().Format(http.TimeFormat))
+	if mt := fi.ModTime(); mt.IsZero() || mt.Equal(time.Unix(0, 0)) {
+		// ServeContent sets it for every other date; it leaves it out
+		// for a file dated 1970-01-01, and Python always sends it.
+		hd.Set("Last-Modified", mt.UTC().Format(http.TimeFormat))
+	}
 	hd.Set("Etag", etag(fi))
 	if rg := r.Header.Get("Range"); rg != "" && !validByteRanges(rg) {
 		// RFC 9110 section 14.2: a Range with another unit, or one that does
@@ -247,7 +249,14 @@ func etag(fi fs.FileInfo) string {
 	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
 		ino = st.Ino
 	}
-	return fmt.Sprintf(`"%x-%x-%x"`, ino, fi.Size(), fi.ModTime().UnixNano())
+	var b [3 + 3*17]byte
+	t := append(b[:0], '"')
+	t = strconv.AppendUint(t, ino, 16)
+	t = append(t, '-')
+	t = strconv.AppendInt(t, fi.Size(), 16)
+	t = append(t, '-')
+	t = strconv.AppendInt(t, fi.ModTime().UnixNano(), 16)
+	return string(append(t, '"'))
 }
 
 // deny applies the policy to a clean absolute path: CGI directories are
