@@ -79,7 +79,7 @@ func testSite(t *testing.T) string {
 	return root
 }
 
-func newTestServer(t *testing.T, cfg Config) (*httptest.Server, *bytes.Buffer, *syncWriter) {
+func newTestServer(t *testing.T, cfg Config) (*httptest.Server, *syncWriter, *syncWriter) {
 	t.Helper()
 	if cfg.Root == "" {
 		cfg.Root = testSite(t)
@@ -98,7 +98,7 @@ func newTestServer(t *testing.T, cfg Config) (*httptest.Server, *bytes.Buffer, *
 	srv.Start()
 	t.Cleanup(srv.Close)
 	_ = logs
-	return srv, &access.buf, logs
+	return srv, access, logs
 }
 
 type syncWriter struct {
