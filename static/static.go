@@ -90,7 +90,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // the directory — Python's send_head order.
 func (h *Handler) serveDir(w http.ResponseWriter, r *http.Request, req requestPath, resolved string) {
 	if !req.trailingSlash {
-		w.Header().Set("Location", req.redirect)
+		w.Header().Set("Location", req.redirect())
 		w.Header().Set("Content-Length", "0")
 		w.WriteHeader(http.StatusMovedPermanently)
 		return
@@ -106,7 +106,7 @@ func (h *Handler) serveDir(w http.ResponseWriter, r *http.Request, req requestPa
 		h.serveFile(w, r, index, name)
 		return
 	}
-	h.list(w, r, resolved, req.display)
+	h.list(w, r, resolved, req.display())
 }
 
 // serveFile sends one regular file, streamed from disk (sendfile when the
@@ -277,11 +277,14 @@ func (h *Handler) deny(p string) (int, string) {
 // which it should never do — still does not leak the script's source.
 func (h *Handler) inCGIDir(p string) bool {
 	for _, d := range h.CGIDirs {
-		d = path.Clean("/" + d)
+		if !strings.HasPrefix(d, "/") {
+			d = "/" + d
+		}
+		d = path.Clean(d) // no copy when d is clean already, as the gateway's are
 		if d == "/" {
 			continue
 		}
-		if p == d || strings.HasPrefix(p, d+"/") {
+		if rest, ok := strings.CutPrefix(p, d); ok && (rest == "" || rest[0] == '/') {
 			return true
 		}
 	}
@@ -309,15 +312,42 @@ func absPath(rel string) string {
 type requestPath struct {
 	clean         string // decoded once, cleaned, absolute: "/a/b"
 	trailingSlash bool   // the raw path ends in "/" (a file so named is 404)
-	display       string // decoded path for the listing title
-	redirect      string // Location for a directory named without its slash
+	decoded       string // decoded, not cleaned
+	raw           string // as sent, without the fragment; starts with "/"
+	query         string // the raw query, without "?"
+	frag          string // the fragment, without "#", when hasFrag
+	hasFrag       bool
+}
+
+// display is the decoded path for the listing title.
+func (p requestPath) display() string { return "/" + strings.TrimLeft(p.decoded, "/") }
+
+// redirect is the Location for a directory named without its slash.
+func (p requestPath) redirect() string {
+	// A Location starting with "//" (or "/\", which browsers read alike)
+	// would send the client to another host (Python's CVE-2021-28861
+	// open redirect): collapse leading slashes, and keep backslashes
+	// encoded.
+	loc := strings.ReplaceAll("/"+strings.TrimLeft(p.raw, "/")+"/", `\`, "%5C")
+	if strings.HasPrefix(loc, "//") {
+		loc = "/" // only for a path of slashes, which is never redirected
+	}
+	if p.query != "" {
+		loc += "?" + p.query
+	}
+	if p.hasFrag {
+		loc += "#" + p.frag // Python keeps it too
+	}
+	return loc
 }
 
 // parsePath derives the request path like Python's translate_path: the
 // query is already split off by net/http; a fragment (a literal "#", which
 // browsers never send) is dropped; the path is percent-decoded exactly once
 // (%252e stays %2e: SECURITY.md case 2) and cleaned lexically, never above
-// the root. NUL, CR and LF are refused (SECURITY.md case 3).
+// the root. NUL, CR and LF are refused (SECURITY.md case 3). Only the clean
+// path is built here; the listing title and the redirect, which few
+// requests need, are built by display and redirect.
 func parsePath(u *url.URL) (requestPath, bool) {
 	raw := u.EscapedPath()
 	if u.RawPath != "" {
@@ -335,25 +365,16 @@ func parsePath(u *url.URL) (requestPath, bool) {
 	if err != nil || strings.ContainsAny(decoded, "\x00\r\n") {
 		return requestPath{}, false
 	}
-	// A Location starting with "//" (or "/\", which browsers read alike)
-	// would send the client to another host (Python's CVE-2021-28861
-	// open redirect): collapse leading slashes, and keep backslashes
-	// encoded.
-	loc := strings.ReplaceAll("/"+strings.TrimLeft(raw, "/")+"/", `\`, "%5C")
-	if strings.HasPrefix(loc, "//") {
-		loc = "/" // only for a path of slashes, which is never redirected
-	}
-	if u.RawQuery != "" {
-		loc += "?" + u.RawQuery
-	}
-	if hasFrag {
-		loc += "#" + frag // Python keeps it too
-	}
 	return requestPath{
-		clean:         path.Clean("/" + decoded),
+		// decoded starts with "/", as raw does: Clean copies only a path
+		// that is not clean.
+		clean:         path.Clean(decoded),
 		trailingSlash: strings.HasSuffix(raw, "/"),
-		display:       "/" + strings.TrimLeft(decoded, "/"),
-		redirect:      loc,
+		decoded:       decoded,
+		raw:           raw,
+		query:         u.RawQuery,
+		frag:          frag,
+		hasFrag:       hasFrag,
 	}, true
 }
 
