@@ -9,7 +9,6 @@ package static
 
 import (
 	"io"
-	"io/fs"
 	"net/http"
 	"net/url"
 	"os"
@@ -36,6 +35,7 @@ type Handler struct {
 	CGIDirs []string
 
 	bufs sync.Pool // *[]byte of smallFile bytes, for small files
+	root rootDir   // the root's descriptor, for serveRegular
 }
 
 // Public messages. Python's wording where Python has one.
@@ -59,6 +59,10 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	if code, msg := h.deny(req.clean); code != 0 {
 		WriteError(w, r, code, msg, "")
+		return
+	}
+	// A file named with a trailing slash is 404, like Python (bpo-17324).
+	if !req.trailingSlash && h.serveRegular(w, r, strings.TrimPrefix(req.clean, "/"), path.Base(req.clean)) {
 		return
 	}
 	resolved, fi, err := resolve(h.Root, strings.TrimPrefix(req.clean, "/"))
@@ -96,6 +100,9 @@ func (h *Handler) serveDir(w http.ResponseWriter, r *http.Request, req requestPa
 		return
 	}
 	for _, name := range []string{"index.html", "index.htm"} {
+		if code, _ := h.deny(absPath(path.Join(resolved, name))); code == 0 && h.serveRegular(w, r, path.Join(resolved, name), name) {
+			return
+		}
 		index, ifi, err := resolve(h.Root, path.Join(resolved, name))
 		if err != nil || !ifi.Mode().IsRegular() {
 			continue
@@ -109,13 +116,8 @@ func (h *Handler) serveDir(w http.ResponseWriter, r *http.Request, req requestPa
 	h.list(w, r, resolved, req.display())
 }
 
-// serveFile sends one regular file, streamed from disk (sendfile when the
-// ResponseWriter allows it), with Python's Content-Type and Last-Modified
-// plus an ETag. http.ServeContent does the conditional and range logic:
-// If-Modified-Since at second precision and ignored when If-None-Match is
-// present, as Python does; If-None-Match, If-Match, If-Unmodified-Since;
-// Range with If-Range, several ranges answered as multipart/byteranges, a
-// set of ranges larger than the file served whole, 416 when none overlaps.
+// serveFile opens resolved, a regular file when resolve looked, and
+// sends it.
 func (h *Handler) serveFile(w http.ResponseWriter, r *http.Request, resolved, name string) {
 	// O_NONBLOCK: should the file be swapped for a FIFO after resolve, the
 	// open must not hang; the fstat below then refuses it.
@@ -130,14 +132,41 @@ func (h *Handler) serveFile(w http.ResponseWriter, r *http.Request, resolved, na
 		WriteError(w, r, http.StatusNotFound, msgNotFound, "")
 		return
 	}
+	var content io.ReadSeeker = f
+	if fi.Size() <= smallFile {
+		content = io.NewSectionReader(f, 0, fi.Size())
+	}
+	var ino uint64
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+		ino = st.Ino
+	}
+	h.serveContent(w, r, name, content, fi.Size(), fi.ModTime(), ino)
+}
+
+// serveContent sends one regular file of size bytes, modified at mtime,
+// with Python's Content-Type and Last-Modified plus an ETag. content is
+// the file itself (an *os.File, so that net/http can use sendfile), or
+// for a file of at most smallFile bytes a SectionReader over it ending at
+// size: such a file is read with one pread into a pooled buffer and
+// written through the response's own buffer, so that it leaves with the
+// header in one write (sendfile would cost the two lseeks of
+// ServeContent, a read and a write of the header with the first 512 bytes,
+// then the sendfile).
+//
+// http.ServeContent does the conditional and range logic: If-Modified-Since
+// at second precision and ignored when If-None-Match is present, as Python
+// does; If-None-Match, If-Match, If-Unmodified-Since; Range with If-Range,
+// several ranges answered as multipart/byteranges, a set of ranges larger
+// than the file served whole, 416 when none overlaps.
+func (h *Handler) serveContent(w http.ResponseWriter, r *http.Request, name string, content io.ReadSeeker, size int64, mtime time.Time, ino uint64) {
 	hd := w.Header()
 	hd.Set("Content-Type", ContentType(name))
-	if mt := fi.ModTime(); mt.IsZero() || mt.Equal(time.Unix(0, 0)) {
+	if mtime.IsZero() || mtime.Equal(time.Unix(0, 0)) {
 		// ServeContent sets it for every other date; it leaves it out
 		// for a file dated 1970-01-01, and Python always sends it.
-		hd.Set("Last-Modified", mt.UTC().Format(http.TimeFormat))
+		hd.Set("Last-Modified", mtime.UTC().Format(http.TimeFormat))
 	}
-	hd.Set("Etag", etag(fi))
+	hd.Set("Etag", etag(ino, size, mtime))
 	if rg := r.Header.Get("Range"); rg != "" && !validByteRanges(rg) {
 		// RFC 9110 section 14.2: a Range with another unit, or one that does
 		// not parse, is ignored (a full 200, as Python always sends);
@@ -152,20 +181,12 @@ func (h *Handler) serveFile(w http.ResponseWriter, r *http.Request, resolved, na
 		}
 	}
 	ew := &errorPageWriter{ResponseWriter: w, r: r}
-	var content io.ReadSeeker = f
-	if fi.Size() <= smallFile {
-		// A small file is read with one pread into a buffer and written
-		// through the response's own buffer, so that it leaves with the
-		// header in one write; sendfile would cost two lseeks, a read and
-		// a write of the header and the first 512 bytes, then the
-		// sendfile. The section ends at the size fstat saw, as the
-		// seeks of ServeContent would have found it.
+	if size <= smallFile {
 		buf := h.copyBuf()
 		defer h.bufs.Put(buf)
 		ew.copyBuf = *buf
-		content = io.NewSectionReader(f, 0, fi.Size())
 	}
-	http.ServeContent(ew, r, name, fi.ModTime(), content)
+	http.ServeContent(ew, r, name, mtime, content)
 }
 
 // smallFile is the largest file served from a buffer instead of by
@@ -244,18 +265,14 @@ func digits(s string) bool {
 
 // etag identifies one version of a file: inode, size and modification time
 // in nanoseconds. Strong, so If-Range can use it.
-func etag(fi fs.FileInfo) string {
-	var ino uint64
-	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
-		ino = st.Ino
-	}
+func etag(ino uint64, size int64, mtime time.Time) string {
 	var b [3 + 3*17]byte
 	t := append(b[:0], '"')
 	t = strconv.AppendUint(t, ino, 16)
 	t = append(t, '-')
-	t = strconv.AppendInt(t, fi.Size(), 16)
+	t = strconv.AppendInt(t, size, 16)
 	t = append(t, '-')
-	t = strconv.AppendInt(t, fi.ModTime().UnixNano(), 16)
+	t = strconv.AppendInt(t, mtime.UnixNano(), 16)
 	return string(append(t, '"'))
 }
 
