@@ -365,7 +365,11 @@ func (s *Server) cgiDir(clean string) string {
 // slashes, "." and ".." are resolved, never above the root; a trailing
 // slash is kept.
 func cleanPath(p string) string {
-	c := path.Clean("/" + p)
+	c := p
+	if !strings.HasPrefix(c, "/") {
+		c = "/" + c
+	}
+	c = path.Clean(c) // no copy when p is clean already, as most are
 	if strings.HasSuffix(p, "/") && c != "/" {
 		c += "/"
 	}
