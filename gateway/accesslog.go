@@ -6,7 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
-	"strings"
+	"strconv"
 	"sync"
 	"time"
 
@@ -52,21 +52,30 @@ type cgiOutcome struct {
 // accessLog writes entries in one format. It is safe for concurrent use.
 type accessLog struct {
 	format LogFormat
-	mu     sync.Mutex // serialises writes to w so lines never interleave
-	w      io.Writer
+	out    *lineBatch
 	json   *slog.Logger
 }
 
 func newAccessLog(format LogFormat, w io.Writer) *accessLog {
-	a := &accessLog{format: format, w: w}
+	if w == nil {
+		return nil
+	}
+	a := &accessLog{format: format, out: &lineBatch{w: w, delay: logFlushDelay}}
 	if format == LogJSON {
-		a.json = slog.New(slog.NewJSONHandler(w, nil))
+		a.json = slog.New(slog.NewJSONHandler(a.out, nil))
 	}
 	return a
 }
 
+// close writes what is batched; lines logged after it are written at once.
+func (a *accessLog) close() {
+	if a != nil {
+		a.out.close()
+	}
+}
+
 func (a *accessLog) log(ctx context.Context, e entry) {
-	if a == nil || a.w == nil {
+	if a == nil {
 		return
 	}
 	if a.format == LogJSON {
@@ -95,31 +104,144 @@ func (a *accessLog) log(ctx context.Context, e entry) {
 		a.json.LogAttrs(ctx, slog.LevelInfo, "request", attrs...)
 		return
 	}
+	var line [256]byte // most lines fit; append moves longer ones to the heap
+	a.out.Write(appendText(line[:0], e))
+}
+
+// appendText appends e's line in Python's format, plus what cgibox adds.
+func appendText(b []byte, e entry) []byte {
 	host := e.Remote
 	if h, _, err := net.SplitHostPort(e.Remote); err == nil {
 		host = h
 	}
-	var b strings.Builder
-	fmt.Fprintf(&b, "%s - - [%s] %s",
-		host, e.Time.Format("02/Jan/2006 15:04:05"),
-		escapeLog(fmt.Sprintf("\"%s %s %s\" %d -", e.Method, e.URI, e.Proto, e.Status)))
+	b = append(b, host...)
+	b = append(b, " - - ["...)
+	b = e.Time.AppendFormat(b, "02/Jan/2006 15:04:05")
+	b = append(b, "] \""...)
+	b = safetext.AppendEscape(b, e.Method)
+	b = append(b, ' ')
+	b = safetext.AppendEscape(b, e.URI)
+	b = append(b, ' ')
+	b = safetext.AppendEscape(b, e.Proto)
+	b = append(b, "\" "...)
+	b = strconv.AppendInt(b, int64(e.Status), 10)
+	b = append(b, " -"...)
 	if e.CGI != nil {
 		// Python logs a CGI script's end on a line of its own; cgibox adds it
 		// to the request's line so that one line tells the whole story.
-		fmt.Fprintf(&b, " cgi=%s exit=%d end=%s cpu=%s mem=%d",
-			escapeLog(e.Script), e.CGI.ExitCode, e.CGI.Reason,
-			e.CGI.CPU.Round(time.Millisecond), e.CGI.PeakMemory)
+		b = append(b, " cgi="...)
+		b = safetext.AppendEscape(b, e.Script)
+		b = append(b, " exit="...)
+		b = strconv.AppendInt(b, int64(e.CGI.ExitCode), 10)
+		b = append(b, " end="...)
+		b = append(b, e.CGI.Reason...)
+		b = append(b, " cpu="...)
+		b = append(b, e.CGI.CPU.Round(time.Millisecond).String()...)
+		b = append(b, " mem="...)
+		b = strconv.AppendInt(b, e.CGI.PeakMemory, 10)
 		if e.CGI.Aborted {
-			b.WriteString(" aborted")
+			b = append(b, " aborted"...)
 		}
 	}
 	if e.RequestID != "" && (e.CGI != nil || e.Status >= 400) {
-		fmt.Fprintf(&b, " rid=%s", e.RequestID)
+		b = append(b, " rid="...)
+		b = append(b, e.RequestID...)
 	}
-	b.WriteByte('\n')
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	io.WriteString(a.w, b.String())
+	return append(b, '\n')
+}
+
+// The access log is written in batches: one write per request cost as
+// much as a tenth of serving a small file.
+const (
+	// logFlushDelay is how late a line may reach the log: an operator
+	// watching it sees every request within this time.
+	logFlushDelay = 100 * time.Millisecond
+	// logBatchSize bounds a batch. It is PIPE_BUF, so that a batch written
+	// to a pipe (stderr under systemd or a shell) is never cut by the lines
+	// another writer of the same pipe writes.
+	logBatchSize = 4 << 10
+)
+
+// lineBatch gathers whole lines and writes them to w together: when the
+// next line would not fit in logBatchSize, delay after the first line of
+// a batch, and on close. A line longer than a batch is written on its
+// own, in one write. It holds at most logBatchSize bytes; when w is slow,
+// a Write waits for it, as an unbatched log would.
+type lineBatch struct {
+	w     io.Writer
+	delay time.Duration
+
+	mu     sync.Mutex // serialises writes to w so lines never interleave
+	buf    []byte
+	timer  *time.Timer // flushes buf delay after its first line
+	armed  bool        // timer is set
+	closed bool        // no more batching: every line is written at once
+}
+
+// Write adds the lines in p, which must end with a newline, to the batch.
+// It returns the error of a write to w that it made itself.
+func (l *lineBatch) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var err error
+	if len(l.buf)+len(p) > logBatchSize {
+		err = l.flushLocked()
+	}
+	if len(p) > logBatchSize {
+		// Copied, so that p, usually on the caller's stack, stays there.
+		if _, werr := l.w.Write(append([]byte(nil), p...)); werr != nil {
+			err = werr
+		}
+		return len(p), err
+	}
+	if l.buf == nil {
+		l.buf = make([]byte, 0, logBatchSize)
+	}
+	l.buf = append(l.buf, p...)
+	switch {
+	case l.closed:
+		err = l.flushLocked()
+	case !l.armed:
+		l.armed = true
+		if l.timer == nil {
+			l.timer = time.AfterFunc(l.delay, l.flush)
+		} else {
+			l.timer.Reset(l.delay)
+		}
+	}
+	return len(p), err
+}
+
+// flush writes the batch; the timer calls it.
+func (l *lineBatch) flush() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.armed = false
+	l.flushLocked() // nobody to tell of an error; the next Write meets it again
+}
+
+func (l *lineBatch) flushLocked() error {
+	if len(l.buf) == 0 {
+		return nil
+	}
+	_, err := l.w.Write(l.buf)
+	l.buf = l.buf[:0]
+	if err != nil {
+		return fmt.Errorf("access log: %w", err)
+	}
+	return nil
+}
+
+// close writes the batch and turns batching off.
+func (l *lineBatch) close() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.closed = true
+	if l.timer != nil {
+		l.timer.Stop()
+		l.armed = false
+	}
+	l.flushLocked()
 }
 
 // escapeLog makes text from a request or a script safe to log: control

@@ -79,7 +79,7 @@ func testSite(t *testing.T) string {
 	return root
 }
 
-func newTestServer(t *testing.T, cfg Config) (*httptest.Server, *bytes.Buffer, *syncWriter) {
+func newTestServer(t *testing.T, cfg Config) (*httptest.Server, *syncWriter, *syncWriter) {
 	t.Helper()
 	if cfg.Root == "" {
 		cfg.Root = testSite(t)
@@ -98,7 +98,7 @@ func newTestServer(t *testing.T, cfg Config) (*httptest.Server, *bytes.Buffer, *
 	srv.Start()
 	t.Cleanup(srv.Close)
 	_ = logs
-	return srv, &access.buf, logs
+	return srv, access, logs
 }
 
 type syncWriter struct {
@@ -505,10 +505,12 @@ func TestAccessLogEscapes(t *testing.T) {
 		for _, tt := range tests {
 			t.Run(string(format)+"/"+tt.name, func(t *testing.T) {
 				var buf bytes.Buffer
-				newAccessLog(format, &buf).log(context.Background(), entry{
+				a := newAccessLog(format, &buf)
+				a.log(context.Background(), entry{
 					Remote: "127.0.0.1:1234", Time: time.Now(), Method: "GET", URI: tt.uri, Proto: "HTTP/1.1",
 					Status: 200, Script: tt.uri, CGI: &cgiOutcome{Reason: "exited"},
 				})
+				a.close()
 				line := buf.String()
 				var gotURI, gotScript string
 				if format == LogJSON {

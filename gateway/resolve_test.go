@@ -238,3 +238,25 @@ func TestResolveScriptCGIDirOutsideRoot(t *testing.T) {
 		t.Fatalf("resolveScript through a CGI dir linking out of the root = %+v, %v; want a (500) error", got, err)
 	}
 }
+
+func TestCleanPath(t *testing.T) {
+	tests := []struct{ in, want string }{
+		{"/", "/"},
+		{"", "/"},
+		{"/a/b", "/a/b"},
+		{"/a/b/", "/a/b/"},
+		{"//cgi-bin//s", "/cgi-bin/s"},
+		{"/cgi-bin/./s", "/cgi-bin/s"},
+		{"/x/../cgi-bin/s", "/cgi-bin/s"},
+		{"/../../etc", "/etc"},
+		{"a/b", "/a/b"},
+		{"/a/..", "/"},
+		{"/a/../", "/"},
+		{"///", "/"},
+	}
+	for _, tt := range tests {
+		if got := cleanPath(tt.in); got != tt.want {
+			t.Errorf("cleanPath(%q) = %q, want %q", tt.in, got, tt.want)
+		}
+	}
+}

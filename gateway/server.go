@@ -114,7 +114,8 @@ type Config struct {
 	// SpoolDir holds request bodies too large for memory; default os.TempDir().
 	SpoolDir string
 
-	// Logger receives the application log; AccessLog the access log.
+	// Logger receives the application log; AccessLog the access log, in
+	// batches of whole lines at most 100 ms late (Close writes the last).
 	Logger    *slog.Logger
 	AccessLog io.Writer
 	LogFormat LogFormat
@@ -210,8 +211,12 @@ func New(cfg Config) (*Server, error) {
 	return s, nil
 }
 
-// Close releases the site root.
-func (s *Server) Close() error { return s.root.Close() }
+// Close writes the access log's last batch and releases the site root.
+// Requests that end after it are logged without batching.
+func (s *Server) Close() error {
+	s.access.close()
+	return s.root.Close()
+}
 
 func setDefault[T comparable](v *T, def T) {
 	var zero T
@@ -360,7 +365,11 @@ func (s *Server) cgiDir(clean string) string {
 // slashes, "." and ".." are resolved, never above the root; a trailing
 // slash is kept.
 func cleanPath(p string) string {
-	c := path.Clean("/" + p)
+	c := p
+	if !strings.HasPrefix(c, "/") {
+		c = "/" + c
+	}
+	c = path.Clean(c) // no copy when p is clean already, as most are
 	if strings.HasSuffix(p, "/") && c != "/" {
 		c += "/"
 	}

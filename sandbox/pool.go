@@ -516,3 +516,11 @@ func procField(file, field string) (string, error) {
 	}
 	return "", fmt.Errorf("%s: no %s", file, field)
 }
+
+// WaitingForLiveOwner reports whether a container with these labels is a
+// prepared container whose owner may still take it: its owner has not
+// provably ended (see ownerGone). Sweeps of other instances leave such
+// containers alone.
+func WaitingForLiveOwner(labels map[string]string) bool {
+	return labels[LabelPrepared] == "true" && !ownerGone(labels[LabelOwner])
+}

@@ -7,6 +7,8 @@ import (
 	"mime/multipart"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"runtime"
 	"strings"
 	"testing"
@@ -184,5 +186,86 @@ func TestLargeFileStreams(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode != 206 || len(b) != 10 || resp.Header.Get("Content-Range") != fmt.Sprintf("bytes 60000000-60000009/%d", largeSize) {
 		t.Errorf("range of large file: %d, %d bytes, Content-Range %q", resp.StatusCode, len(b), resp.Header.Get("Content-Range"))
+	}
+}
+
+// TestSmallAndLargeFilesAlike serves files on both sides of smallFile (read
+// into a buffer below it, sent by sendfile above it) over a real
+// connection and checks that the answers do not depend on the way: the
+// whole body, one range, several ranges, HEAD, and a 304.
+func TestSmallAndLargeFilesAlike(t *testing.T) {
+	root := t.TempDir()
+	sizes := []int{0, 1, 511, 512, 513, 1024, smallFile - 1, smallFile, smallFile + 1, 1 << 20}
+	for _, n := range sizes {
+		content := make([]byte, n)
+		for i := range content {
+			content[i] = byte('a' + i%26)
+		}
+		must(t, os.WriteFile(filepath.Join(root, fmt.Sprintf("f%d.txt", n)), content, 0o644))
+	}
+	srv := httptest.NewServer(newHandler(t, root))
+	defer srv.Close()
+	get := func(t *testing.T, method, target string, header ...string) (*http.Response, string) {
+		t.Helper()
+		req, err := http.NewRequest(method, srv.URL+target, nil)
+		must(t, err)
+		for _, kv := range header {
+			k, v, _ := strings.Cut(kv, ": ")
+			req.Header.Add(k, v)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		must(t, err)
+		defer resp.Body.Close()
+		b, err := io.ReadAll(resp.Body)
+		must(t, err)
+		return resp, string(b)
+	}
+	for _, n := range sizes {
+		t.Run(fmt.Sprint(n), func(t *testing.T) {
+			target := fmt.Sprintf("/f%d.txt", n)
+			want, err := os.ReadFile(filepath.Join(root, target))
+			must(t, err)
+
+			resp, got := get(t, "GET", target)
+			if resp.StatusCode != 200 || got != string(want) || resp.ContentLength != int64(n) {
+				t.Errorf("GET %s: %d, %d bytes, Content-Length %d; want 200 and the %d bytes", target, resp.StatusCode, len(got), resp.ContentLength, n)
+			}
+			etag := resp.Header.Get("Etag")
+			if resp.Header.Get("Last-Modified") == "" || etag == "" || resp.Header.Get("Content-Type") != "text/plain" {
+				t.Errorf("GET %s: headers %q", target, resp.Header)
+			}
+
+			resp, got = get(t, "HEAD", target)
+			if resp.StatusCode != 200 || got != "" || resp.Header.Get("Content-Length") != fmt.Sprint(n) {
+				t.Errorf("HEAD %s: %d, body %q, Content-Length %q", target, resp.StatusCode, got, resp.Header.Get("Content-Length"))
+			}
+
+			resp, _ = get(t, "GET", target, "If-None-Match: "+etag)
+			if resp.StatusCode != 304 {
+				t.Errorf("GET %s If-None-Match its ETag: %d, want 304", target, resp.StatusCode)
+			}
+
+			if n < 3 {
+				// An empty file has no ranges: ServeContent sends it whole.
+				wantStatus := 416
+				if n == 0 {
+					wantStatus = 200
+				}
+				resp, _ = get(t, "GET", target, "Range: bytes=5-9")
+				if resp.StatusCode != wantStatus {
+					t.Errorf("GET %s Range past the end: %d, Content-Range %q; want %d", target, resp.StatusCode, resp.Header.Get("Content-Range"), wantStatus)
+				}
+				return
+			}
+			resp, got = get(t, "GET", target, "Range: bytes=1-2")
+			if resp.StatusCode != 206 || got != string(want[1:3]) || resp.Header.Get("Content-Range") != fmt.Sprintf("bytes 1-2/%d", n) {
+				t.Errorf("GET %s Range 1-2: %d, %q, Content-Range %q", target, resp.StatusCode, got, resp.Header.Get("Content-Range"))
+			}
+			resp, got = get(t, "GET", target, fmt.Sprintf("Range: bytes=0-0,-%d", 1))
+			if resp.StatusCode != 206 || !strings.HasPrefix(resp.Header.Get("Content-Type"), "multipart/byteranges") ||
+				!strings.Contains(got, "\r\n\r\n"+string(want[:1])+"\r\n") || !strings.Contains(got, "\r\n\r\n"+string(want[n-1:])+"\r\n") {
+				t.Errorf("GET %s two ranges: %d, Content-Type %q, body %q", target, resp.StatusCode, resp.Header.Get("Content-Type"), got)
+			}
+		})
 	}
 }

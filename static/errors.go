@@ -124,6 +124,9 @@ type errorPageWriter struct {
 	http.ResponseWriter
 	r      *http.Request
 	failed bool // an error page was written; swallow the original body
+	// copyBuf, when set, carries a body read by ReadFrom through Write,
+	// into the response's buffer, instead of handing it to sendfile.
+	copyBuf []byte
 }
 
 func (e *errorPageWriter) WriteHeader(code int) {
@@ -145,6 +148,9 @@ func (e *errorPageWriter) Write(p []byte) (int, error) {
 func (e *errorPageWriter) ReadFrom(src io.Reader) (int64, error) {
 	if e.failed {
 		return io.Copy(io.Discard, src)
+	}
+	if e.copyBuf != nil {
+		return io.CopyBuffer(writerOnly{e}, src, e.copyBuf)
 	}
 	if rf, ok := e.ResponseWriter.(io.ReaderFrom); ok {
 		return rf.ReadFrom(src)

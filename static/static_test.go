@@ -3,7 +3,9 @@ package static
 import (
 	"net/http"
 	"os"
+	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -301,5 +303,64 @@ func TestRedirects(t *testing.T) {
 				t.Errorf("GET %s: Content-Length %q body %q, want 0 and none", tt.target, cl, body(w))
 			}
 		})
+	}
+}
+
+// TestTreeChangesBetweenRequests changes the tree under one handler
+// between requests: each answer must be the one the tree now calls for,
+// whatever the handler saw before — a directory becomes a symlink into the
+// CGI directory, to a dotfile directory, out of the root; a file becomes a
+// symlink, a FIFO, is removed, and comes back with other contents.
+func TestTreeChangesBetweenRequests(t *testing.T) {
+	root, _ := fixture(t)
+	h := newHandler(t, root)
+	must(t, os.MkdirAll(filepath.Join(root, "d"), 0o755))
+	must(t, os.WriteFile(filepath.Join(root, "d", "script.sh"), []byte("plain\n"), 0o644))
+	must(t, os.WriteFile(filepath.Join(root, "d", "config"), []byte("plain\n"), 0o644))
+	must(t, os.WriteFile(filepath.Join(root, "d", "secret.txt"), []byte("plain\n"), 0o644))
+	must(t, os.WriteFile(filepath.Join(root, "f.txt"), []byte("first\n"), 0o644))
+	swapDir := func(target string) {
+		t.Helper()
+		must(t, os.RemoveAll(filepath.Join(root, "d")))
+		must(t, os.Symlink(target, filepath.Join(root, "d")))
+	}
+	swapFile := func(make func(p string) error) {
+		t.Helper()
+		must(t, os.Remove(filepath.Join(root, "f.txt")))
+		if make != nil {
+			must(t, make(filepath.Join(root, "f.txt")))
+		}
+	}
+	steps := []struct {
+		name   string
+		change func()
+		target string
+		status int
+		body   string
+	}{
+		{"plain directory", nil, "/d/script.sh", 200, "plain\n"},
+		{"plain directory, other file", nil, "/d/config", 200, "plain\n"},
+		{"directory now a link to cgi-bin", func() { swapDir("cgi-bin") }, "/d/script.sh", 403, ""},
+		{"directory now a link to .git", func() { os.Remove(filepath.Join(root, "d")); swapDir(".git") }, "/d/config", 404, ""},
+		{"directory now a link out of the root", func() { os.Remove(filepath.Join(root, "d")); swapDir("../outside") }, "/d/secret.txt", 404, ""},
+		{"plain file", nil, "/f.txt", 200, "first\n"},
+		{"file now a symlink to a dotfile", func() { swapFile(func(p string) error { return os.Symlink(".hidden", p) }) }, "/f.txt", 404, ""},
+		{"file now a FIFO", func() { swapFile(func(p string) error { return syscall.Mkfifo(p, 0o644) }) }, "/f.txt", 404, ""},
+		{"file removed", func() { swapFile(nil) }, "/f.txt", 404, ""},
+		{"file back, other contents", func() {
+			must(t, os.WriteFile(filepath.Join(root, "f.txt"), []byte("second\n"), 0o644))
+		}, "/f.txt", 200, "second\n"},
+		{"file rewritten in place", func() {
+			must(t, os.WriteFile(filepath.Join(root, "f.txt"), []byte("third!\n"), 0o644))
+		}, "/f.txt", 200, "third!\n"},
+	}
+	for _, st := range steps {
+		if st.change != nil {
+			st.change()
+		}
+		w := do(t, h, "GET", st.target)
+		if got := body(w); w.Code != st.status || st.status == 200 && got != st.body {
+			t.Errorf("%s: GET %s = %d %q, want %d %q", st.name, st.target, w.Code, got, st.status, st.body)
+		}
 	}
 }

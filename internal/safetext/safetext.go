@@ -5,8 +5,6 @@
 package safetext
 
 import (
-	"fmt"
-	"strings"
 	"unicode"
 	"unicode/utf8"
 )
@@ -29,34 +27,53 @@ import (
 //
 // Everything else, letters of every script included, is kept as it is.
 func Escape(s string) string {
-	var b strings.Builder
-	kept := 0 // s[:kept] is in b
 	for i := 0; i < len(s); {
-		r, size := utf8.DecodeRuneInString(s[i:])
-		var esc string
-		switch {
-		case r == utf8.RuneError && size == 1:
-			esc = fmt.Sprintf(`\x%02x`, s[i])
-		case r == '\\':
-			esc = `\\`
-		case !unsafe(r):
-		case r < 0x100:
-			esc = fmt.Sprintf(`\x%02x`, r)
-		default:
-			esc = fmt.Sprintf(`\u%04x`, r)
+		_, size, esc := at(s, i)
+		if esc {
+			b := make([]byte, 0, len(s)+16)
+			return string(AppendEscape(append(b, s[:i]...), s[i:]))
 		}
-		if esc != "" {
-			b.WriteString(s[kept:i])
-			b.WriteString(esc)
+		i += size
+	}
+	return s // nothing escaped
+}
+
+// AppendEscape appends Escape(s) to dst, for callers that build a line
+// in a buffer of their own.
+func AppendEscape(dst []byte, s string) []byte {
+	const hex = "0123456789abcdef"
+	kept := 0 // s[:kept] is in dst
+	for i := 0; i < len(s); {
+		r, size, esc := at(s, i)
+		if esc {
+			dst = append(dst, s[kept:i]...)
+			switch {
+			case r == utf8.RuneError && size == 1:
+				dst = append(dst, '\\', 'x', hex[s[i]>>4], hex[s[i]&0xf])
+			case r == '\\':
+				dst = append(dst, '\\', '\\')
+			case r < 0x100:
+				dst = append(dst, '\\', 'x', hex[r>>4], hex[r&0xf])
+			default:
+				// Every character escaped above U+00FF is below U+10000.
+				dst = append(dst, '\\', 'u', hex[r>>12&0xf], hex[r>>8&0xf], hex[r>>4&0xf], hex[r&0xf])
+			}
 			kept = i + size
 		}
 		i += size
 	}
-	if kept == 0 {
-		return s // nothing escaped
+	return append(dst, s[kept:]...)
+}
+
+// at decodes the character at s[i] and reports whether Escape writes it
+// as an escape: an unsafe character, a byte of invalid UTF-8 or a
+// backslash.
+func at(s string, i int) (r rune, size int, escape bool) {
+	if c := s[i]; c < utf8.RuneSelf {
+		return rune(c), 1, c == '\\' || unsafe(rune(c))
 	}
-	b.WriteString(s[kept:])
-	return b.String()
+	r, size = utf8.DecodeRuneInString(s[i:])
+	return r, size, r == utf8.RuneError && size == 1 || unsafe(r)
 }
 
 // unsafe reports whether r is a control, bidirectional control or line

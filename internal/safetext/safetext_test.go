@@ -36,6 +36,9 @@ func TestEscape(t *testing.T) {
 			if got := Escape(tt.in); got != tt.want {
 				t.Errorf("Escape(%q) = %q, want %q", tt.in, got, tt.want)
 			}
+			if got := string(AppendEscape([]byte("x\x01 "), tt.in)); got != "x\x01 "+tt.want {
+				t.Errorf("AppendEscape(%q, %q) = %q, want %q", "x\x01 ", tt.in, got, "x\x01 "+tt.want)
+			}
 		})
 	}
 }
@@ -56,6 +59,9 @@ func FuzzEscape(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, in string) {
 		out := Escape(in)
+		if app := string(AppendEscape([]byte("> "), in)); app != "> "+out {
+			t.Fatalf("AppendEscape(%q, %q) = %q; Escape gives %q", "> ", in, app, out)
+		}
 		if !utf8.ValidString(out) {
 			t.Fatalf("Escape(%q) = %q: not valid UTF-8", in, out)
 		}
