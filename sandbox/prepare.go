@@ -42,6 +42,8 @@ type started struct {
 	// another pid namespace).
 	pid      int
 	pidStart uint64
+	// gone is set once the task's exit has been observed.
+	gone bool
 }
 
 // identity is what names and labels a container.

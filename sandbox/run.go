@@ -191,6 +191,7 @@ func (m *Manager) runIn(ctx context.Context, c *started, job Job, l Limits, fram
 			err = fmt.Errorf("wait task %s: %w", c.id, st.Error())
 		} else {
 			res.ExitCode = int(st.ExitCode())
+			c.gone = true
 			if at := st.ExitTime(); at.After(start) {
 				res.Duration = at.Sub(start)
 			}
@@ -344,7 +345,13 @@ func (m *Manager) cleanup(ctx context.Context, c *started) {
 				m.log.Debug("close stdin", "container", c.id, "err", err)
 			}
 		}
-		if _, err := c.task.Delete(cctx, containerd.WithProcessKill); err != nil && !errdefs.IsNotFound(err) {
+		// A task seen to exit has no process left (its pid namespace
+		// went with its init); killing it again costs a runc run.
+		var opts []containerd.ProcessDeleteOpts
+		if !c.gone {
+			opts = append(opts, containerd.WithProcessKill)
+		}
+		if _, err := c.task.Delete(cctx, opts...); err != nil && !errdefs.IsNotFound(err) {
 			m.log.Error("delete task", "container", c.id, "err", err)
 			failed = true
 		}
