@@ -214,8 +214,23 @@ func (c Cgroups) killAll(id string) (int, error) {
 }
 
 // The counters below are the ones the shim's metrics come from (see
-// cgroupUsage). cgibox takes them from the shim; tests read them here to
-// hold a Result against what the kernel says.
+// cgroupUsage). cgibox reads them here when it can (usage), else asks the
+// shim; tests read them while a script runs, to hold a Result against what
+// the kernel counted before its end.
+
+// usage reads CPU, peak memory and OOM kills of container id's cgroup.
+func (c Cgroups) usage(id string) (usage, error) {
+	var u usage
+	var err error
+	if u.cpu, err = c.cpuUsage(id); err != nil {
+		return u, err
+	}
+	if u.peak, err = c.peakMemory(id); err != nil {
+		return u, err
+	}
+	u.oomKills, err = c.oomKills(id)
+	return u, err
+}
 
 // peakMemory is the most memory the cgroup of container id has used, in
 // bytes: memory.max_usage_in_bytes on v1, memory.peak on v2, which Linux

@@ -257,6 +257,13 @@ func TestCgroupsCounters(t *testing.T) {
 			if cpu != tt.cpu || err != nil {
 				t.Errorf("%s tree %q: cpuUsage = %v, %v; want %v", tt.mode, tt.files, cpu, err, tt.cpu)
 			}
+			// usage, what a Result takes, needs all three: a missing one
+			// leaves it to the shim's metrics.
+			u, err := c.usage(fakeID)
+			if complete := tt.peakErr == nil && !tt.noOOMKill; complete != (err == nil) ||
+				complete && u != (usage{cpu: tt.cpu, peak: tt.peak, oomKills: tt.oomKills}) {
+				t.Errorf("%s tree %q: usage = %+v, %v; want all three counters or an error", tt.mode, tt.files, u, err)
+			}
 		})
 	}
 }

@@ -15,6 +15,15 @@ import (
 // run after the exit and before the task is deleted (the cgroup goes with
 // it). Failures only leave the fields zero.
 func (m *Manager) readMetrics(ctx context.Context, task containerd.Task, res *Result) {
+	// The container's cgroup files first: three reads, where the shim's
+	// metrics are a round trip through containerd (1.5 to 3.5 ms on the
+	// path of every response). The shim's are what is left when the
+	// files are not visible here (cgibox in a container of its own, a
+	// kernel without memory.peak).
+	if u, err := m.cgroups.usage(task.ID()); err == nil {
+		m.useMetrics(u, res)
+		return
+	}
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), killTimeout)
 	defer cancel()
 	metric, err := task.Metrics(ctx)
@@ -32,6 +41,11 @@ func (m *Manager) readMetrics(ctx context.Context, task containerd.Task, res *Re
 		m.log.Debug("task metrics of an unknown type", "container", task.ID(), "type", metric.Data.GetTypeUrl())
 		return
 	}
+	m.useMetrics(u, res)
+}
+
+// useMetrics puts u into res.
+func (m *Manager) useMetrics(u usage, res *Result) {
 	res.CPU, res.PeakMemory = u.cpu, u.peak
 	if u.oomKills > 0 && (res.Reason == Exited || res.Reason == "") {
 		res.Reason = OutOfMemory

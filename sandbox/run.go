@@ -202,8 +202,16 @@ func (m *Manager) runIn(ctx context.Context, c *started, job Job, l Limits, fram
 		// restarted): the deadline is enforced without it.
 		go m.killAtDeadline(c.id, start.Add(l.Wall+l.KillGrace))
 	}
+	drained := time.Now()
 	m.drain(c.task)
+	drainedAt := time.Since(drained)
 	m.readMetrics(ctx, c.task, &res)
+	stdout.mu.Lock()
+	first := stdout.first
+	stdout.mu.Unlock()
+	if !first.IsZero() {
+		m.log.Debug("job output", "container", c.id, "first_byte", first.Sub(start), "exit_seen", ended.Sub(start), "drain", drainedAt, "metrics", time.Since(drained)-drainedAt)
+	}
 	if baseErr == nil && res.CPU >= base {
 		res.CPU -= base
 	}
@@ -466,6 +474,7 @@ type outWriter struct {
 	n      int64
 	failed bool
 	closed bool
+	first  time.Time // of the first byte
 }
 
 // Write never fails: after the limit, a write error or the end of Run it
@@ -481,6 +490,9 @@ func (o *outWriter) Write(p []byte) (int, error) {
 	defer o.mu.Unlock()
 	if o.closed || o.failed {
 		return len(p), nil
+	}
+	if o.first.IsZero() {
+		o.first = time.Now()
 	}
 	q := p
 	over := false
