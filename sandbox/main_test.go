@@ -108,11 +108,11 @@ func setup(ctx context.Context, dir string, log *slog.Logger) error {
 	return nil
 }
 
-// buildLauncher builds the static cgibox binary, the launcher inside every
-// container.
+// buildLauncher builds the static launcher binary that starts in every
+// container (cmd/cgibox-launch).
 func buildLauncher(ctx context.Context, dir string) (string, error) {
 	launcher := filepath.Join(dir, "cgibox")
-	build := exec.CommandContext(ctx, "go", "build", "-o", launcher, "github.com/cgibox/cgibox/cmd/cgibox")
+	build := exec.CommandContext(ctx, "go", "build", "-o", launcher, "github.com/cgibox/cgibox/cmd/cgibox-launch")
 	build.Env = append(os.Environ(), "CGO_ENABLED=0")
 	if out, err := build.CombinedOutput(); err != nil {
 		return "", fmt.Errorf("build launcher: %v\n%s", err, out)

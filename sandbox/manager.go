@@ -227,8 +227,15 @@ func New(ctx context.Context, opts ...Option) (*Manager, error) {
 	return m, nil
 }
 
+// LauncherName is the launcher binary cgibox uses when it lies beside the
+// running executable (cmd/cgibox-launch); without it, the running
+// executable is the launcher.
+const LauncherName = "cgibox-launch"
+
 // resolveLauncher makes the launcher path absolute and checks that the
 // binary is statically linked: it runs inside images that have no libc.
+// The default is LauncherName beside the running executable when it is
+// there and static, else the running executable.
 func resolveLauncher(path string) (string, error) {
 	if path == "" {
 		exe, err := os.Executable()
@@ -236,6 +243,12 @@ func resolveLauncher(path string) (string, error) {
 			return "", fmt.Errorf("launcher: %w", err)
 		}
 		path = exe
+		if exe, err = filepath.EvalSymlinks(exe); err == nil {
+			beside := filepath.Join(filepath.Dir(exe), LauncherName)
+			if fi, err := os.Stat(beside); err == nil && fi.Mode().IsRegular() && checkStatic(beside) == nil {
+				path = beside
+			}
+		}
 	}
 	path, err := filepath.EvalSymlinks(path)
 	if err != nil {

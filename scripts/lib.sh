@@ -50,9 +50,11 @@ ensure_go() {
   export PATH=$dir/bin:$PATH GOTOOLCHAIN=local
 }
 
-# build_cgibox builds the static binary (the launcher inside containers must
-# not need a libc) to ./cgibox.
+# build_cgibox builds the static binaries (the launcher inside containers
+# must not need a libc) to ./cgibox and, beside it, ./cgibox-launch, the
+# launcher cgibox then uses (it starts in a quarter of cgibox's time).
 build_cgibox() {
   say "building cgibox"
   CGO_ENABLED=0 go build -trimpath -o cgibox ./cmd/cgibox
+  CGO_ENABLED=0 go build -trimpath -o cgibox-launch ./cmd/cgibox-launch
 }

@@ -47,6 +47,13 @@ func testMain(m *testing.M) int {
 		fmt.Fprintf(os.Stderr, "building cgibox: %v\n%s", err, out)
 		return 1
 	}
+	// The launcher beside it, as scripts/lib.sh builds them.
+	build = exec.Command("go", "build", "-o", filepath.Join(dir, "cgibox-launch"), "../cgibox-launch")
+	build.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := build.CombinedOutput(); err != nil {
+		fmt.Fprintf(os.Stderr, "building cgibox-launch: %v\n%s", err, out)
+		return 1
+	}
 	if os.Geteuid() == 0 {
 		sharedDataDir = filepath.Join(dir, "data")
 		ctx := context.Background()

@@ -1,7 +1,10 @@
-package sandbox
+// Package launch is the container side of a cgibox job and the frame that
+// carries a job's argv, environment and directory to it. It imports the
+// standard library only, so that the launcher binary starting in every
+// container (cmd/cgibox-launch) starts in a millisecond or two.
+package launch
 
 import (
-	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -32,7 +35,7 @@ const (
 
 // ErrBadFrame is returned for a frame that is truncated, too large or
 // malformed.
-var ErrBadFrame = errors.New("sandbox: bad launcher frame")
+var ErrBadFrame = errors.New("bad launcher frame")
 
 // frame is the decoded content of a launcher frame.
 type frame struct {
@@ -199,13 +202,4 @@ func (d *decoder) strings() []string {
 		}
 	}
 	return out
-}
-
-// frameReader is a convenience for tests and callers: the frame followed by
-// the body.
-func frameReader(frame []byte, body io.Reader) io.Reader {
-	if body == nil {
-		return bytes.NewReader(frame)
-	}
-	return io.MultiReader(bytes.NewReader(frame), body)
 }
