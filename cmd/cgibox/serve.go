@@ -45,8 +45,9 @@ type serveOptions struct {
 	passAuth   bool
 	cgiMode    string
 	nph        bool
-	// runtimeBinary replaces the runc the shim runs (hidden flag, for
-	// tests and doctor checks of a missing or broken runtime).
+	// runtimeBinary replaces the runc the shim runs (another
+	// runc-compatible runtime; the tests also use it for a missing or
+	// broken one).
 	runtimeBinary string
 
 	timeout       time.Duration
@@ -125,7 +126,7 @@ func parseServe(args []string, stderr io.Writer) (*serveOptions, error) {
 	fs.StringVar(&o.runtimeBinary, "runtime-binary", "", "runc-compatible runtime `binary` the shim runs (default: runc on containerd's PATH)")
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "usage: cgibox [serve] [port] [-b ADDRESS] [-d DIRECTORY] [-p VERSION] [--cgi | --no-cgi] [options]")
-		printDefaultsExcept(fs, "runtime-binary")
+		printDefaultsExcept(fs)
 	}
 	pos, err := parseInterleaved(fs, args)
 	if err != nil {
