@@ -1,11 +1,17 @@
 package main
 
 import (
+	"context"
+	"fmt"
 	"maps"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	containerd "github.com/containerd/containerd/v2/client"
 )
 
 // TestPoolServesPreparedContainers: with the pool on, a request runs in a
@@ -23,7 +29,7 @@ func TestPoolServesPreparedContainers(t *testing.T) {
 		var waiting map[string]bool
 		if i > 0 {
 			// From the second request on, the pool has had time to fill.
-			if !waitFor(30*time.Second, func() bool { waiting = livePrepared(t, c, ctx); return len(waiting) == 2 }) {
+			if !waitFor(30*time.Second, func() bool { waiting = readyPrepared(t, c, ctx); return len(waiting) == 2 }) {
 				t.Fatalf("request %d: %d prepared containers waiting, want 2", i, len(waiting))
 			}
 		}
@@ -48,4 +54,30 @@ func TestPoolServesPreparedContainers(t *testing.T) {
 	}
 	srv.stop(t)
 	assertNothingLeft(t)
+}
+
+// readyPrepared is the set of live prepared containers whose launcher is
+// blocked reading its stdin (a thread in read(0, ...) per
+// /proc/PID/task/TID/syscall): ready for a request, not still being made.
+func readyPrepared(t *testing.T, c *containerd.Client, ctx context.Context) map[string]bool {
+	t.Helper()
+	ready := map[string]bool{}
+	for id := range livePrepared(t, c, ctx) {
+		ctr, err := c.LoadContainer(ctx, id)
+		if err != nil {
+			continue
+		}
+		task, err := ctr.Task(ctx, nil)
+		if err != nil {
+			continue
+		}
+		files, _ := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/syscall", task.Pid()))
+		for _, f := range files {
+			if b, err := os.ReadFile(f); err == nil && strings.HasPrefix(string(b), "0 0x0 ") {
+				ready[id] = true
+				break
+			}
+		}
+	}
+	return ready
 }
