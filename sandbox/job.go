@@ -110,11 +110,13 @@ type Result struct {
 }
 
 // Phases are the durations of a job's steps around the script itself
-// (Result.Duration), as measured by the gateway side: those of its
-// container, even when a pool did them ahead (Result.Prepared). The container's
-// deletion comes after Run returns; it is in the debug log.
+// (Result.Duration), as measured by the gateway side. Task and Start are
+// its container's even when a pool did them ahead (Result.Prepared); Create
+// is then the image lookup and the take, the only step on the request's
+// path. The container's deletion comes after Run returns; it is in the
+// debug log.
 type Phases struct {
-	Create time.Duration // image lookup, snapshot and container record
+	Create time.Duration // image lookup, snapshot and container record (prepared: image lookup and take)
 	Task   time.Duration // new task: shim, runtime create, mounts, FIFOs
 	Start  time.Duration // task start, until the script runs
 	Drain  time.Duration // from the exit until the output is drained and the metrics read
