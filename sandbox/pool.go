@@ -124,12 +124,37 @@ func newPools(ctx context.Context, m *Manager, cfg PoolConfig) *pools {
 
 // take returns a prepared container for key made from the image with
 // digest image, or nil when none is ready; a miss raises the pool's
-// target. The pool refills when the job calls done: not while the job
+// target. No containerd call happens under the lock. The pool refills when the job calls done: not while the job
 // runs, whose script would otherwise share the CPU with the refill.
 func (p *pools) take(key poolKey, image digest.Digest) *started {
 	if p.cfg.Max <= 0 {
 		return nil
 	}
+	for first := true; ; first = false {
+		s := p.pop(key, image, first)
+		if s == nil {
+			return nil
+		}
+		// Outside the lock: usable may ask the shim.
+		why := s.usable(p.ctx)
+		p.mu.Lock()
+		if why == "" {
+			if pl := p.byKey[key]; pl != nil {
+				pl.hits++
+			}
+			p.mu.Unlock()
+			return s
+		}
+		p.retire(s, why)
+		p.mu.Unlock()
+	}
+}
+
+// pop removes the newest ready container of key's pool (the oldest age
+// out), or, when there is none, counts a miss and raises the target. The
+// first pop of a job also marks the pool used and retires what waits with
+// an image other than image.
+func (p *pools) pop(key poolKey, image digest.Digest, first bool) *started {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.closed {
@@ -140,32 +165,25 @@ func (p *pools) take(key poolKey, image digest.Digest) *started {
 		pl = &pool{key: key, target: max(p.cfg.Min, 1)}
 		p.byKey[key] = pl
 	}
-	pl.lastJob = time.Now()
-	if pl.digest != image {
-		// The image was rebuilt: what waits has the old one.
-		pl.digest, pl.checked = image, time.Now()
-		for _, s := range pl.ready {
-			p.retire(s, "image rebuilt")
+	if first {
+		pl.lastJob = time.Now()
+		if pl.digest != image {
+			// The image was rebuilt: what waits has the old one.
+			pl.digest, pl.checked = image, time.Now()
+			for _, s := range pl.ready {
+				p.retire(s, "image rebuilt")
+			}
+			pl.ready = nil
 		}
-		pl.ready = nil
 	}
-	var got *started
-	for len(pl.ready) > 0 && got == nil {
-		s := pl.ready[len(pl.ready)-1] // the newest: the oldest age out
-		pl.ready = pl.ready[:len(pl.ready)-1]
-		if why := s.usable(p.ctx); why != "" {
-			p.retire(s, why)
-			continue
-		}
-		got = s
-	}
-	if got != nil {
-		pl.hits++
-	} else {
+	if len(pl.ready) == 0 {
 		pl.misses++
 		pl.target = min(pl.target+1, p.cfg.Max)
+		return nil
 	}
-	return got
+	s := pl.ready[len(pl.ready)-1]
+	pl.ready = pl.ready[:len(pl.ready)-1]
+	return s
 }
 
 // done refills the pool of key after a job of it has ended.
@@ -310,13 +328,22 @@ func (p *pools) maintain() {
 func (p *pools) check(now time.Time) {
 	p.mu.Lock()
 	var stale []*pool
+	var waiting []*started
 	for _, pl := range p.byKey {
 		if now.Sub(pl.checked) >= imageCheckEvery && len(pl.ready) > 0 {
 			pl.checked = now
 			stale = append(stale, pl)
 		}
+		waiting = append(waiting, pl.ready...)
 	}
 	p.mu.Unlock()
+	// Liveness outside the lock too (usable may ask the shim).
+	unusable := map[*started]string{}
+	for _, s := range waiting {
+		if why := s.usable(p.ctx); why != "" {
+			unusable[s] = why
+		}
+	}
 	// Image lookups outside the lock: a job's take must not wait for
 	// containerd.
 	digests := map[*pool]digest.Digest{}
@@ -348,7 +375,7 @@ func (p *pools) check(now time.Time) {
 		}
 		keep := pl.ready[:0]
 		for _, s := range pl.ready {
-			switch why := s.usable(p.ctx); {
+			switch why := unusable[s]; {
 			case why != "":
 				p.retire(s, why)
 			case now.Sub(s.born) >= p.cfg.MaxAge:

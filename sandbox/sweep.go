@@ -33,6 +33,7 @@ func (m *Manager) Sweep(ctx context.Context) (removed int, err error) {
 	now := time.Now()
 	var errs []error
 	inUse := map[string]bool{}
+	waiting := 0 // prepared containers of a live cgibox
 	for _, c := range ctrs {
 		labels, err := c.Labels(ctx)
 		if err != nil {
@@ -43,6 +44,9 @@ func (m *Manager) Sweep(ctx context.Context) (removed int, err error) {
 		}
 		if !m.owns(labels, now) {
 			inUse[c.ID()] = true
+			if labels[LabelPrepared] == "true" {
+				waiting++
+			}
 			continue
 		}
 		if err := removeContainer(ctx, c); err != nil {
@@ -77,6 +81,9 @@ func (m *Manager) Sweep(ctx context.Context) (removed int, err error) {
 		}
 		removed++
 		m.log.Info("swept leftover snapshot", "snapshot", key)
+	}
+	if waiting > 0 {
+		m.log.Info("left alone: prepared containers waiting for a running cgibox", "containers", waiting)
 	}
 	if err := errors.Join(errs...); err != nil {
 		return removed, classify(fmt.Errorf("sweep: %w", err))
