@@ -20,6 +20,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/cgibox/cgibox/bench/jsonl"
 	"github.com/cgibox/cgibox/bench/load"
 )
 
@@ -85,30 +86,13 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		fmt.Fprintf(stderr, "  %-16s %-10s %-6s %8.1f req/s  p50 %8.2f  p90 %8.2f  p99 %8.2f ms  errors %d\n",
 			cell.Peer, cell.Workload, pacing(res), res.RPS, res.P50, res.P90, res.P99, res.Errors)
 	}
-	if err := appendLine(out, line, stdout); err != nil {
+	if err := jsonl.Append(out, line, stdout); err != nil {
 		return err
 	}
 	if runErr != nil {
 		return fmt.Errorf("%s %s: %w", cell.Peer, cell.Workload, runErr)
 	}
 	return nil
-}
-
-// appendLine appends line to the file out, or writes it to stdout.
-func appendLine(out string, line []byte, stdout io.Writer) error {
-	if out == "" {
-		_, err := stdout.Write(line)
-		return err
-	}
-	f, err := os.OpenFile(out, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
-	if err != nil {
-		return fmt.Errorf("results: %w", err)
-	}
-	if _, err := f.Write(line); err != nil {
-		f.Close()
-		return fmt.Errorf("results: %w", err)
-	}
-	return f.Close()
 }
 
 func pacing(r load.Result) string {

@@ -14,6 +14,7 @@ import (
 	"io"
 	"os"
 
+	"github.com/cgibox/cgibox/bench/jsonl"
 	"github.com/cgibox/cgibox/bench/procmem"
 )
 
@@ -54,22 +55,5 @@ func run(args []string, stdout, stderr io.Writer) error {
 	}
 	fmt.Fprintf(stderr, "  %s: serve RSS %.1f MiB; %d shim(s), %d container(s), %.1f MiB RSS per container\n",
 		s.Peer, float64(s.Serve.RssKiB)/1024, len(s.Shims), s.Containers.Count, s.Containers.PerContainerRss/1024)
-	return appendLine(out, append(line, '\n'), stdout)
-}
-
-// appendLine appends line to the file out, or writes it to stdout.
-func appendLine(out string, line []byte, stdout io.Writer) error {
-	if out == "" {
-		_, err := stdout.Write(line)
-		return err
-	}
-	f, err := os.OpenFile(out, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
-	if err != nil {
-		return fmt.Errorf("results: %w", err)
-	}
-	if _, err := f.Write(line); err != nil {
-		f.Close()
-		return fmt.Errorf("results: %w", err)
-	}
-	return f.Close()
+	return jsonl.Append(out, append(line, '\n'), stdout)
 }
