@@ -119,7 +119,10 @@ type Phases struct {
 	Create time.Duration // image lookup, snapshot and container record (prepared: image lookup and take)
 	Task   time.Duration // new task: shim, runtime create, mounts, FIFOs
 	Start  time.Duration // task start, until the script runs
-	Drain  time.Duration // from the exit until the output is drained and the metrics read
+	// FirstByte is from the hand-over of the job to its first byte of
+	// output; zero for a script that printed nothing.
+	FirstByte time.Duration
+	Drain     time.Duration // from the exit until the output is drained and the metrics read
 }
 
 // withDefaults returns l with its zero fields taken from d.

@@ -22,6 +22,9 @@ func TestRunPhases(t *testing.T) {
 			t.Errorf("phase %s = %s, want it measured (phases %+v)", name, d, p)
 		}
 	}
+	if p.FirstByte <= 0 || p.FirstByte > res.Duration {
+		t.Errorf("first byte after %s, want within the run's %s", p.FirstByte, res.Duration)
+	}
 	if sum := p.Create + p.Task + p.Start + res.Duration + p.Drain; sum > took {
 		t.Errorf("phases add up to %s, more than the %s Run took: %+v, run %s", sum, took, p, res.Duration)
 	}

@@ -108,7 +108,8 @@ func (m *Manager) Run(ctx context.Context, job Job) (Result, error) {
 		m.cleanup(ctx, c)
 		m.log.Debug("job phases", "container", c.id, "request", job.ID, "prepared", res.Prepared,
 			"create", res.Phases.Create, "task", res.Phases.Task, "start", res.Phases.Start,
-			"run", res.Duration, "drain", res.Phases.Drain, "delete", time.Since(deleted))
+			"first_byte", res.Phases.FirstByte, "run", res.Duration, "drain", res.Phases.Drain,
+			"delete", time.Since(deleted))
 	}()
 	end := job.Ended
 	job.Ended = func(r Result, err error) {
@@ -202,15 +203,10 @@ func (m *Manager) runIn(ctx context.Context, c *started, job Job, l Limits, fram
 		// restarted): the deadline is enforced without it.
 		go m.killAtDeadline(c.id, start.Add(l.Wall+l.KillGrace))
 	}
-	drained := time.Now()
 	m.drain(c.task)
-	drainedAt := time.Since(drained)
 	m.readMetrics(ctx, c.task, &res)
-	stdout.mu.Lock()
-	first := stdout.first
-	stdout.mu.Unlock()
-	if !first.IsZero() {
-		m.log.Debug("job output", "container", c.id, "first_byte", first.Sub(start), "exit_seen", ended.Sub(start), "drain", drainedAt, "metrics", time.Since(drained)-drainedAt)
+	if first := stdout.firstByte(); !first.IsZero() {
+		res.Phases.FirstByte = first.Sub(start)
 	}
 	if baseErr == nil && res.CPU >= base {
 		res.CPU -= base
@@ -508,6 +504,13 @@ func (o *outWriter) Write(p []byte) (int, error) {
 		o.fail(OutputLimit)
 	}
 	return len(p), nil
+}
+
+// firstByte is when the first byte of output came, or zero.
+func (o *outWriter) firstByte() time.Time {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.first
 }
 
 func (o *outWriter) fail(r Reason) {
