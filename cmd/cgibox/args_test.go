@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/cgibox/cgibox/gateway"
+	"github.com/cgibox/cgibox/sandbox"
 )
 
 func TestParseServe(t *testing.T) {
@@ -53,6 +54,15 @@ func TestParseServe(t *testing.T) {
 		}},
 		{args: []string{"--", "8001"}, check: func(o *serveOptions) bool { return o.port == 8001 }},
 		{args: []string{"--cgi-mode", "rfc3875", "--nph"}, check: func(o *serveOptions) bool { return o.cgiMode == "rfc3875" && o.nph }},
+		{args: []string{}, check: func(o *serveOptions) bool { return o.pool == sandbox.DefaultPool() }},
+		{args: []string{"--pool", "2", "--pool-min", "0", "--pool-idle", "5s"}, check: func(o *serveOptions) bool {
+			return o.pool.Max == 2 && o.pool.Min == 0 && o.pool.Idle == 5*time.Second
+		}},
+		// No pool: nothing to keep, whatever --pool-min says by default.
+		{args: []string{"--pool", "0"}, check: func(o *serveOptions) bool { return o.pool.Max == 0 && o.pool.Min == 0 }},
+		{args: []string{"--pool", "2", "--pool-min", "3"}, wantErr: "--pool-min"},
+		{args: []string{"--pool", "-1"}, wantErr: "--pool"},
+		{args: []string{"--pool-idle", "0s"}, wantErr: "above zero"},
 		{args: []string{"--cgi-mode", "apache"}, wantErr: "--cgi-mode"},
 		{args: []string{"port"}, wantErr: `port "port"`},
 		{args: []string{"70000"}, wantErr: `port "70000"`},
