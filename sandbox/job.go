@@ -32,6 +32,15 @@ type Job struct {
 	// Dir is the working directory inside the container; empty means the
 	// directory of Path.
 	Dir string
+	// DataDir is a host directory mounted read-write at DataMountPoint
+	// (nosuid, nodev, noexec): the site's data. Empty: no data mount, and
+	// nothing is writable but /tmp.
+	DataDir string
+	// Users, when not nil, runs the job in a user namespace of its own
+	// that maps the container's root and nobody to these host ids, so the
+	// scripts of different sites are different host users. Nil: no user
+	// namespace; the script is host uid and gid 65534.
+	Users *UserRange
 
 	// Stdin is copied to the script's standard input, which is then
 	// closed (the script sees EOF). Nil means an empty input.
