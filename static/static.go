@@ -33,6 +33,12 @@ type Handler struct {
 	// into one, is answered 403 — a script's source is never served. The
 	// match is on the cleaned path, case-sensitive, whole segments.
 	CGIDirs []string
+	// Index are the names served for a directory, first found wins
+	// (default index.html and index.htm, like Python).
+	Index []string
+	// NoListing answers a directory without an index file 403 instead of
+	// listing it.
+	NoListing bool
 
 	bufs sync.Pool // *[]byte of smallFile bytes, for small files
 	root rootDir   // the root's descriptor, for serveRegular
@@ -99,7 +105,7 @@ func (h *Handler) serveDir(w http.ResponseWriter, r *http.Request, req requestPa
 		w.WriteHeader(http.StatusMovedPermanently)
 		return
 	}
-	for _, name := range []string{"index.html", "index.htm"} {
+	for _, name := range h.indexNames() {
 		if code, _ := h.deny(absPath(path.Join(resolved, name))); code == 0 && h.serveRegular(w, r, path.Join(resolved, name), name) {
 			return
 		}
@@ -113,7 +119,19 @@ func (h *Handler) serveDir(w http.ResponseWriter, r *http.Request, req requestPa
 		h.serveFile(w, r, index, name)
 		return
 	}
+	if h.NoListing {
+		WriteError(w, r, http.StatusForbidden, msgNoListing, "")
+		return
+	}
 	h.list(w, r, resolved, req.display())
+}
+
+// indexNames returns Index or its default.
+func (h *Handler) indexNames() []string {
+	if h.Index != nil {
+		return h.Index
+	}
+	return []string{"index.html", "index.htm"}
 }
 
 // serveFile opens resolved, a regular file when resolve looked, and

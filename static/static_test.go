@@ -248,6 +248,27 @@ func TestFileHeaders(t *testing.T) {
 			t.Errorf("GET /withindex/: %q, want index.html's content", got)
 		}
 	})
+	t.Run("a site's own index names", func(t *testing.T) {
+		h := newHandler(t, root)
+		h.Index = []string{"index.htm", "index.html"}
+		if got := body(do(t, h, "GET", "/withindex/")); got != "<p>not me</p>\n" {
+			t.Errorf("GET /withindex/ with Index %q: %q, want index.htm's content", h.Index, got)
+		}
+		h.Index = []string{"default.html"}
+		if w := do(t, h, "GET", "/withindex/"); w.Code != 200 || !strings.Contains(body(w), "Directory listing") {
+			t.Errorf("GET /withindex/ with Index %q: %d %q, want the listing", h.Index, w.Code, body(w))
+		}
+	})
+	t.Run("listing off", func(t *testing.T) {
+		h := newHandler(t, root)
+		h.NoListing = true
+		if w := do(t, h, "GET", "/sub/"); w.Code != 403 {
+			t.Errorf("GET /sub/ with NoListing: %d, want 403", w.Code)
+		}
+		if got := body(do(t, h, "GET", "/withindex/")); got != "<p>index.html</p>\n" {
+			t.Errorf("GET /withindex/ with NoListing: %q, want the index still served", got)
+		}
+	})
 	t.Run("Last-Modified at epoch", func(t *testing.T) {
 		epoch := time.Unix(0, 0)
 		must(t, os.Chtimes(root+"/A.txt", epoch, epoch))
