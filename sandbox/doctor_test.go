@@ -241,7 +241,7 @@ func TestReadChangelogCVEs(t *testing.T) {
 	}
 }
 
-func TestDescribeSeccompAndUserns(t *testing.T) {
+func TestDescribeSeccomp(t *testing.T) {
 	policy, err := policySpec(context.Background())
 	if err != nil {
 		t.Fatal(err)
