@@ -43,6 +43,9 @@ type endpoint struct {
 	beside *Holder
 	// where says in words how the daemon was found.
 	where string
+	// state is the daemon's state directory, where the containers'
+	// bundles are, when cgibox knows it (a private daemon's); else "".
+	state string
 }
 
 type endpointConfig struct {
@@ -170,7 +173,7 @@ func startPrivate(ctx context.Context, cfg endpointConfig) (*endpoint, error) {
 		stopDaemon(ctx, d, cfg.log)
 		return nil, err
 	}
-	return &endpoint{client: c, address: d.Address(), daemon: d,
+	return &endpoint{client: c, address: d.Address(), daemon: d, state: privateState(cfg.dataDir),
 		where: "as a private daemon started under " + cfg.dataDir}, nil
 }
 
@@ -186,8 +189,12 @@ func besideHolder(ctx context.Context, cfg endpointConfig, h Holder) (*endpoint,
 	if err != nil {
 		return nil, fmt.Errorf("data directory %s is held by %s; containerd on %s: %w", cfg.dataDir, h, addr, err)
 	}
-	return &endpoint{client: c, address: addr, beside: &h,
-		where: fmt.Sprintf("on %s, beside %s, which holds %s", addr, h, cfg.dataDir)}, nil
+	e := &endpoint{client: c, address: addr, beside: &h,
+		where: fmt.Sprintf("on %s, beside %s, which holds %s", addr, h, cfg.dataDir)}
+	if h.Private && addr == h.Containerd {
+		e.state = privateState(cfg.dataDir)
+	}
+	return e, nil
 }
 
 // close closes the client, stops a daemon this process started and only

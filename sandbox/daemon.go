@@ -111,7 +111,7 @@ func StartDaemon(ctx context.Context, dataDir string, log *slog.Logger) (*Daemon
 	}
 	configPath := filepath.Join(dataDir, "containerd.toml")
 	config := fmt.Sprintf(daemonConfig,
-		filepath.Join(base, "root"), filepath.Join(base, "state"), d.address, filepath.Join(base, "opt"))
+		filepath.Join(base, "root"), privateState(dataDir), d.address, filepath.Join(base, "opt"))
 	if err := os.WriteFile(configPath, []byte(config), 0o600); err != nil {
 		return nil, fmt.Errorf("write containerd config: %w", err)
 	}
@@ -154,6 +154,10 @@ func StartDaemon(ctx context.Context, dataDir string, log *slog.Logger) (*Daemon
 	}
 	return d, nil
 }
+
+// privateState is the state directory of dataDir's private containerd,
+// below which it keeps the containers' bundles.
+func privateState(dataDir string) string { return filepath.Join(dataDir, "containerd", "state") }
 
 func (d *Daemon) waitReady(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, daemonReadyTimeout)

@@ -88,7 +88,7 @@ func Doctor(ctx context.Context, cfg DoctorConfig) []Check {
 	out = append(out, checkRoot(root), checkDataDir(cfg.DataDir))
 	out = append(out, checkBinaries()...)
 
-	client, where, cleanup, cerr := doctorConnect(ctx, cfg, root)
+	client, where, state, cleanup, cerr := doctorConnect(ctx, cfg, root)
 	out = append(out, checkContainerd(ctx, client, where, cerr, cfg))
 	if cleanup != nil {
 		defer cleanup()
@@ -105,7 +105,7 @@ func Doctor(ctx context.Context, cfg DoctorConfig) []Check {
 
 	spec, serr := policySpec(ctx)
 	out = append(out, checkSeccompKernel(runc.libseccomp), checkSeccompPolicy(spec, serr),
-		checkUserNamespaces(spec, serr))
+		checkUserNamespaces(doctorUserNamespaces(state, cfg.Launcher)))
 	out = append(out, checkLauncher(cfg.Launcher))
 	if cfg.ImageFix == "" {
 		cfg.ImageFix = "cgibox image build %s"
@@ -172,39 +172,40 @@ func checkBinaries() []Check {
 // command finds it (openEndpoint): beside a cgibox that holds the data
 // directory, its daemon; else the standard socket; else a private daemon,
 // started for the examination and stopped by cleanup. Without root it only
-// tries the socket it was given or the standard one.
-func doctorConnect(ctx context.Context, cfg DoctorConfig, root bool) (c *containerd.Client, where string, cleanup func(), err error) {
+// tries the socket it was given or the standard one. state is the daemon's
+// state directory when cgibox knows it (see endpoint.state).
+func doctorConnect(ctx context.Context, cfg DoctorConfig, root bool) (c *containerd.Client, where, state string, cleanup func(), err error) {
 	if !root {
 		addr := cfg.Address
 		if addr == AddressPrivate {
-			return nil, "", nil, errors.New("a private containerd needs root")
+			return nil, "", "", nil, errors.New("a private containerd needs root")
 		}
 		if addr == AddressAuto || addr == "" {
 			addr = DefaultAddress
 		}
 		c, err = connect(ctx, addr)
 		if err != nil {
-			return nil, "", nil, fmt.Errorf("%w (a private containerd needs root)", err)
+			return nil, "", "", nil, fmt.Errorf("%w (a private containerd needs root)", err)
 		}
-		return c, "on " + addr, nil, nil
+		return c, "on " + addr, "", nil, nil
 	}
 	dataDir, err := filepath.Abs(cfg.DataDir)
 	if err != nil {
-		return nil, "", nil, fmt.Errorf("data dir: %w", err)
+		return nil, "", "", nil, fmt.Errorf("data dir: %w", err)
 	}
 	e, err := openEndpoint(ctx, endpointConfig{
 		address: cfg.Address, standard: DefaultAddress, dataDir: dataDir,
 		command: "doctor", share: true, log: cfg.Log,
 	})
 	if err != nil {
-		return nil, "", nil, err
+		return nil, "", "", nil, err
 	}
 	cleanup = func() {
 		if err := e.close(ctx); err != nil {
 			cfg.Log.Warn("closing the doctor's containerd", "err", err)
 		}
 	}
-	return e.client, e.where, cleanup, nil
+	return e.client, e.where, e.state, cleanup, nil
 }
 
 func checkContainerd(ctx context.Context, c *containerd.Client, where string, cerr error, cfg DoctorConfig) Check {
@@ -875,37 +876,31 @@ func describeSeccomp(s *oci.Spec) (string, bool) {
 		p.DefaultAction, len(allowed), strings.Join(arches, " "), strings.Join(deniedSyscalls(), " ")), true
 }
 
-func checkUserNamespaces(s *oci.Spec, err error) Check {
+// doctorUserNamespaces decides, as New does, whether jobs with Users can
+// run with the daemon whose state directory is state ("" when unknown) and
+// the launcher at launcher ("": the running executable's; the launcher's
+// own check says when it is unusable).
+func doctorUserNamespaces(state, launcher string) error {
+	p, _ := resolveLauncher(launcher)
+	return userNamespaceSupport(state, p)
+}
+
+// checkUserNamespaces reports whether sites with user ids of their own
+// (Job.Users) can run here: err is Manager.UserNamespaces' answer.
+func checkUserNamespaces(err error) Check {
 	c := Check{Name: "user namespaces"}
-	b, rerr := readBounded("/proc/sys/user/max_user_namespaces")
-	kernel := "unknown whether the kernel allows them"
-	if rerr == nil {
-		if n, perr := strconv.Atoi(strings.TrimSpace(string(b))); perr == nil && n > 0 {
-			kernel = fmt.Sprintf("the kernel allows them (max_user_namespaces %d)", n)
-		} else if perr == nil {
-			kernel = "the kernel forbids them (max_user_namespaces 0)"
-		}
-	}
-	if err != nil {
-		c.Status, c.Detail = CheckFail, "cannot build the container policy: "+err.Error()
-		return c
-	}
-	if usesUserNamespace(s) {
-		c.Status, c.Detail = CheckOK, kernel+"; cgibox runs every script in its own user namespace"
+	if err == nil {
+		c.Status = CheckOK
+		c.Detail = "per-site user namespaces are available: a site with user ids of its own runs its scripts as its own host uid and gid, " +
+			"in a user namespace that maps only its root and nobody; a site without runs them as host uid/gid 65534"
 		return c
 	}
 	c.Status = CheckWarn
-	c.Detail = kernel + "; cgibox does not use them yet on this runtime: scripts run as uid/gid 65534 of the host, " +
-		"unmapped (the other layers: no capabilities, no_new_privs, seccomp, read-only root, still apply)"
-	c.Fix = "nothing to do now; a runtime with idmapped mounts (runc >= 1.2, kernel >= 5.19) is needed first"
+	c.Detail = "per-site user namespaces are not available here: " + err.Error() +
+		"; the jobs of a site with user ids of its own fail (503); sites without run as host uid/gid 65534 " +
+		"(no capabilities, no_new_privs, seccomp and a read-only root still apply)"
+	c.Fix = "make user namespaces available as the reason says, or run the sites without user ids of their own"
 	return c
-}
-
-func usesUserNamespace(s *oci.Spec) bool {
-	if s.Linux == nil {
-		return false
-	}
-	return slices.ContainsFunc(s.Linux.Namespaces, func(n specs.LinuxNamespace) bool { return n.Type == specs.UserNamespace })
 }
 
 // --- helpers ----------------------------------------------------------

@@ -3,6 +3,7 @@ package sandbox
 import (
 	"compress/gzip"
 	"context"
+	"errors"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -240,7 +241,7 @@ func TestReadChangelogCVEs(t *testing.T) {
 	}
 }
 
-func TestDescribeSeccompAndUserns(t *testing.T) {
+func TestDescribeSeccomp(t *testing.T) {
 	policy, err := policySpec(context.Background())
 	if err != nil {
 		t.Fatal(err)
@@ -257,13 +258,18 @@ func TestDescribeSeccompAndUserns(t *testing.T) {
 	if d, ok := describeSeccomp(ptrace); ok || !strings.Contains(d, "ptrace") {
 		t.Errorf("describeSeccomp(allows ptrace) = %q, %v; want not ok naming ptrace", d, ok)
 	}
-	// User namespaces: the check follows the policy.
-	if c := checkUserNamespaces(policy, nil); c.Status != CheckWarn || !strings.Contains(c.Detail, "does not use them") {
-		t.Errorf("checkUserNamespaces(policy without userns) = %s %q, want WARN saying they are not used", c.Status, c.Detail)
+}
+
+// TestCheckUserNamespaces: the doctor's line says whether sites can have
+// user namespaces and, when not, why.
+func TestCheckUserNamespaces(t *testing.T) {
+	if c := checkUserNamespaces(nil); c.Status != CheckOK || !strings.Contains(c.Detail, "per-site user namespaces are available") || c.Fix != "" {
+		t.Errorf("checkUserNamespaces(nil) = %s %q fix %q, want OK saying they are available", c.Status, c.Detail, c.Fix)
 	}
-	withUserns := &oci.Spec{Linux: &specs.Linux{Namespaces: []specs.LinuxNamespace{{Type: specs.UserNamespace}}}}
-	if c := checkUserNamespaces(withUserns, nil); c.Status != CheckOK {
-		t.Errorf("checkUserNamespaces(policy with userns) = %s %q, want OK", c.Status, c.Detail)
+	why := errors.New("the kernel forbids user namespaces: /proc/sys/user/max_user_namespaces is 0")
+	c := checkUserNamespaces(why)
+	if c.Status != CheckWarn || !strings.Contains(c.Detail, "not available here: "+why.Error()) || c.Fix == "" {
+		t.Errorf("checkUserNamespaces(%v) = %s %q fix %q, want WARN naming the reason, with a fix", why, c.Status, c.Detail, c.Fix)
 	}
 }
 
@@ -295,6 +301,7 @@ func TestDoctor(t *testing.T) {
 		{"runtime", CheckOK, "runc ", ""},
 		{"launcher", CheckOK, testEnv.launcher, ""},
 		{"seccomp (cgibox)", CheckOK, "in force", ""},
+		{"user namespaces", CheckOK, "per-site user namespaces are available", ""},
 		{"image busybox", CheckOK, testEnv.image, ""},
 		{"image nosuch", CheckWarn, "missing", "cgibox image build nosuch"},
 	}

@@ -34,12 +34,20 @@ type Job struct {
 	Dir string
 	// DataDir is a host directory mounted read-write at DataMountPoint
 	// (nosuid, nodev, noexec): the site's data. Empty: no data mount, and
-	// nothing is writable but /tmp.
+	// nothing is writable but /tmp. The script writes there as host uid
+	// and gid 65534, or Users.Nobody: the directory must let that user
+	// write. MountPoint may not be DataMountPoint or below it.
 	DataDir string
 	// Users, when not nil, runs the job in a user namespace of its own
 	// that maps the container's root and nobody to these host ids, so the
 	// scripts of different sites are different host users. Nil: no user
 	// namespace; the script is host uid and gid 65534.
+	//
+	// The runtime sets such a container up as Users.Root, a stranger to
+	// the host's files: ScriptDir, DataDir and each of their parents must
+	// let others search them. Where user namespaces cannot be used
+	// (Manager.UserNamespaces), the job fails with ErrUnavailable; it
+	// never runs without its namespace.
 	Users *UserRange
 
 	// Stdin is copied to the script's standard input, which is then

@@ -60,6 +60,13 @@ func testMain(m *testing.M) int {
 		return 1
 	}
 	defer os.RemoveAll(dir)
+	// Traversable, as containerd's own /var/lib/containerd: the runtime
+	// sets a user-namespaced container up as the site's root, which must
+	// reach the bundle under the private daemon's state.
+	if err := os.Chmod(dir, 0o711); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
 	testEnv.dir = dir
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
@@ -168,10 +175,7 @@ func assertNamespaceEmpty(t testing.TB) {
 // 65534 can traverse it) mounted at /www/cgi-bin, and returns a job for it.
 func scriptJob(t testing.TB, script string) Job {
 	t.Helper()
-	dir := t.TempDir()
-	if err := os.Chmod(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
+	dir := hostDir(t, 0, 0o755)
 	if err := os.WriteFile(filepath.Join(dir, "s.sh"), []byte(script), 0o755); err != nil {
 		t.Fatal(err)
 	}
@@ -185,6 +189,24 @@ func scriptJob(t testing.TB, script string) Job {
 		Env:        []string{"PATH=/bin:/usr/bin", "GATEWAY_INTERFACE=CGI/1.1"},
 		Dir:        "/www/cgi-bin",
 	}
+}
+
+// hostDir makes a fresh directory owned by uid (and gid uid) with mode
+// perm, whose parent others may search: what the runtime needs to mount it
+// in a user namespace, where it sets the container up as an unmapped user.
+func hostDir(t testing.TB, uid uint32, perm os.FileMode) string {
+	t.Helper()
+	dir := t.TempDir()
+	if err := os.Chmod(filepath.Dir(dir), 0o711); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chown(dir, int(uid), int(uid)); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(dir, perm); err != nil {
+		t.Fatal(err)
+	}
+	return dir
 }
 
 var unsafeID = regexp.MustCompile(`[^A-Za-z0-9_.-]+`)

@@ -76,6 +76,9 @@ type Manager struct {
 	runtimeBinary string
 	cgroups       Cgroups
 	pools         *pools
+	// userns is why jobs with Users cannot run here (nil: they can);
+	// decided by New.
+	userns error
 
 	// jobs counts the Runs under way, deletes included; closing is closed
 	// by Close to end them.
@@ -206,6 +209,7 @@ func New(ctx context.Context, opts ...Option) (*Manager, error) {
 
 		runtimeBinary: cfg.runtime,
 		cgroups:       DetectCgroups(""),
+		userns:        userNamespaceSupport(e.state, launcher),
 	}
 	m.pools = newPools(ctx, m, cfg.pool)
 	if e.beside != nil {

@@ -72,8 +72,36 @@ const (
 // poolKey is what a prepared container is made for: everything its spec
 // and rootfs depend on.
 type poolKey struct {
-	site, image, scriptDir, mountPoint string
-	limits                             Limits
+	site, image, scriptDir, mountPoint, dataDir string
+	// users is the job's user range; the zero value, never a valid
+	// range (Check refuses host root), stands for none.
+	users  UserRange
+	limits Limits
+}
+
+// keyOf is the pool key of job with its complete limits l.
+func keyOf(job Job, l Limits) poolKey {
+	k := poolKey{site: job.Site, image: job.Image, scriptDir: job.ScriptDir, mountPoint: job.MountPoint,
+		dataDir: job.DataDir, limits: l}
+	if job.Users != nil {
+		k.users = *job.Users
+	}
+	return k
+}
+
+// userRange is the key's user range, nil for none.
+func (k poolKey) userRange() *UserRange {
+	if k.users == (UserRange{}) {
+		return nil
+	}
+	u := k.users
+	return &u
+}
+
+// specConfig is the container policy's parameters for key.
+func (m *Manager) specConfig(k poolKey) specConfig {
+	return specConfig{Launcher: m.launcher, ScriptDir: k.scriptDir, MountPoint: k.mountPoint,
+		DataDir: k.dataDir, Users: k.userRange(), Limits: k.limits}
 }
 
 // pool holds the prepared containers of one key.

@@ -466,3 +466,57 @@ func TestPoolFollowsTheImage(t *testing.T) {
 		t.Errorf("job after its image was removed: Run = %+v, %v, output %q; want ErrImageNotFound and no script run", res, err, out)
 	}
 }
+
+// TestPoolMatchesDataDirAndUsers: a prepared container is made for one
+// data directory and one user range (or none), and only a job with the
+// same is handed it.
+func TestPoolMatchesDataDirAndUsers(t *testing.T) {
+	m := poolManager(t, PoolConfig{Max: 1, Min: 1, Idle: time.Hour, MaxAge: time.Hour})
+	a, b := SiteUsers("a"), SiteUsers("b")
+	// Data directories anyone may read, each with a file naming it.
+	x, y := hostDir(t, 0, 0o755), hostDir(t, 0, 0o755)
+	for dir, name := range map[string]string{x: "x", y: "y"} {
+		if err := os.WriteFile(filepath.Join(dir, name), nil, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	tmpl := scriptJob(t, "#!/bin/sh\nls /data\ncat /proc/self/uid_map\n")
+	mapping := func(u *UserRange) string {
+		if u == nil {
+			return "0 0 4294967295" // the host's, unmapped
+		}
+		return fmt.Sprintf("0 %d 1|65534 %d 1", u.Root, u.Nobody)
+	}
+	runWith := func(dataDir, name string, users *UserRange) Result {
+		t.Helper()
+		job, out, errOut := again(t, tmpl)
+		job.DataDir, job.Users = dataDir, users
+		res, err := m.Run(testContext(t), job)
+		if err != nil || res.ExitCode != 0 {
+			t.Fatalf("job on %s with users %v: Run = %+v, %v (stderr %q)", name, users, res, err, errOut)
+		}
+		lines := strings.Split(strings.TrimSpace(out.String()), "\n")
+		for i, l := range lines {
+			lines[i] = strings.Join(strings.Fields(l), " ")
+		}
+		if got, want := strings.Join(lines, "|"), name+"|"+mapping(users); got != want {
+			t.Errorf("job on %s with users %v (prepared %v) saw %q, want %q", name, users, res.Prepared, got, want)
+		}
+		return res
+	}
+	if res := runWith(x, "x", &a); res.Prepared {
+		t.Fatalf("first job took a prepared container from an empty pool")
+	}
+	waitReady(t, m, 1) // made for x and a
+	for _, c := range []struct {
+		dir, name string
+		users     *UserRange
+	}{{y, "y", &a}, {x, "x", &b}, {x, "x", nil}} {
+		if res := runWith(c.dir, c.name, c.users); res.Prepared {
+			t.Errorf("job on %s with users %v took the container prepared for x and %v", c.name, c.users, a)
+		}
+	}
+	if res := runWith(x, "x", &a); !res.Prepared {
+		t.Errorf("job on x with users %v did not take the container prepared for it (pools %+v)", a, m.Pools())
+	}
+}

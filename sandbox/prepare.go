@@ -70,7 +70,7 @@ func (m *Manager) image(ctx context.Context, ref string) (containerd.Image, erro
 // later. On failure nothing is left behind.
 func (m *Manager) startContainer(ctx context.Context, key poolKey, img containerd.Image, who identity) (*started, error) {
 	t := time.Now()
-	container, err := m.client.NewContainer(ctx, who.id,
+	opts := []containerd.NewContainerOpts{
 		containerd.WithRuntime(Runtime, m.runtimeOptions()),
 		containerd.WithContainerLabels(who.labels),
 		containerd.WithImageName(key.image),
@@ -78,13 +78,13 @@ func (m *Manager) startContainer(ctx context.Context, key poolKey, img container
 		// A writable snapshot so that runc can create the mount points;
 		// the spec makes the root read-only for the task.
 		containerd.WithNewSnapshot(who.id, img, snapshots.WithLabels(who.labels)),
-		containerd.WithNewSpec(hardenedSpec(specConfig{
-			Launcher:   m.launcher,
-			ScriptDir:  key.scriptDir,
-			MountPoint: key.mountPoint,
-			Limits:     key.limits,
-		})),
-	)
+		containerd.WithNewSpec(hardenedSpec(m.specConfig(key))),
+	}
+	if key.userRange() != nil {
+		// In its user namespace runc cannot create them.
+		opts = append(opts, withMountPoints)
+	}
+	container, err := m.client.NewContainer(ctx, who.id, opts...)
 	if err != nil {
 		m.removeSnapshot(ctx, who.id)
 		return nil, fmt.Errorf("create container %s: %w", who.id, err)

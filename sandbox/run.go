@@ -51,6 +51,10 @@ func (m *Manager) Run(ctx context.Context, job Job) (Result, error) {
 	if err := checkJob(job); err != nil {
 		return res, err
 	}
+	if job.Users != nil && m.userns != nil {
+		// Never without the user namespace the job asked for.
+		return res, fmt.Errorf("%w: job %s: no user namespace on this host: %w", ErrUnavailable, job.ID, m.userns)
+	}
 	// Close ends the job as if its client had gone, and waits for it.
 	m.jobs.Add(1)
 	defer m.jobs.Done()
@@ -85,7 +89,7 @@ func (m *Manager) Run(ctx context.Context, job Job) (Result, error) {
 	if err != nil {
 		return res, m.beforeStart(ctx, err)
 	}
-	key := poolKey{site: job.Site, image: job.Image, scriptDir: job.ScriptDir, mountPoint: job.MountPoint, limits: l}
+	key := keyOf(job, l)
 	c := m.pools.take(key, img.Target().Digest)
 	res.Prepared = c != nil
 	if c == nil {
@@ -424,13 +428,36 @@ func checkJob(j Job) error {
 		return fmt.Errorf("job %s: mount point %q collides with the launcher", j.ID, j.MountPoint)
 	case j.Dir != "" && (!path.IsAbs(j.Dir) || path.Clean(j.Dir) != j.Dir):
 		return fmt.Errorf("job %s: dir %q is not a clean absolute path", j.ID, j.Dir)
+	case j.DataDir != "" && (hasPathPrefix(j.MountPoint, DataMountPoint) || hasPathPrefix(DataMountPoint, j.MountPoint)):
+		return fmt.Errorf("job %s: mount point %q collides with the data directory's %s", j.ID, j.MountPoint, DataMountPoint)
 	}
-	fi, err := os.Stat(j.ScriptDir)
-	if err != nil {
+	if j.Users != nil {
+		if err := j.Users.Check(); err != nil {
+			return fmt.Errorf("job %s: %w", j.ID, err)
+		}
+	}
+	if err := checkDir(j.ScriptDir); err != nil {
 		return fmt.Errorf("job %s: script dir: %w", j.ID, err)
 	}
-	if !fi.IsDir() || !path.IsAbs(j.ScriptDir) {
-		return fmt.Errorf("job %s: script dir %q is not an absolute directory path", j.ID, j.ScriptDir)
+	if j.DataDir != "" {
+		if err := checkDir(j.DataDir); err != nil {
+			return fmt.Errorf("job %s: data dir: %w", j.ID, err)
+		}
+	}
+	return nil
+}
+
+// checkDir fails unless dir is an absolute path to a directory.
+func checkDir(dir string) error {
+	if !path.IsAbs(dir) {
+		return fmt.Errorf("%q is not an absolute path", dir)
+	}
+	fi, err := os.Stat(dir)
+	if err != nil {
+		return err
+	}
+	if !fi.IsDir() {
+		return fmt.Errorf("%q is not a directory", dir)
 	}
 	return nil
 }

@@ -32,30 +32,43 @@ func testContext(t *testing.T) context.Context {
 	return ctx
 }
 
+// The hardening tests run in both shapes of container (shapes): as the
+// host's nobody and in a user namespace of a site's own.
+
 func TestRunIdentity(t *testing.T) {
 	manager(t)
-	job := scriptJob(t, "#!/bin/sh\nid -u; id -g; id -G\n")
-	res, out, errOut, err := run(t, testContext(t), job)
-	if err != nil || res.Reason != Exited || res.ExitCode != 0 {
-		t.Fatalf("Run = %+v, %v; stderr %q", res, err, errOut)
-	}
-	if want := "65534\n65534\n65534\n"; out != want {
-		t.Errorf("id -u; id -g; id -G printed %q, want %q", out, want)
+	for _, sh := range shapes() {
+		t.Run(sh.name, func(t *testing.T) {
+			job := scriptJob(t, "#!/bin/sh\nid -u; id -g; id -G\n")
+			job.Users = sh.users
+			res, out, errOut, err := run(t, testContext(t), job)
+			if err != nil || res.Reason != Exited || res.ExitCode != 0 {
+				t.Fatalf("Run = %+v, %v; stderr %q", res, err, errOut)
+			}
+			if want := "65534\n65534\n65534\n"; out != want {
+				t.Errorf("id -u; id -g; id -G printed %q, want %q", out, want)
+			}
+		})
 	}
 }
 
 func TestRunProcessStatus(t *testing.T) {
 	manager(t)
-	job := scriptJob(t, "#!/bin/sh\ngrep -e '^Cap' -e '^NoNewPrivs' -e '^Seccomp:' /proc/self/status\n")
-	res, out, errOut, err := run(t, testContext(t), job)
-	if err != nil || res.ExitCode != 0 {
-		t.Fatalf("Run = %+v, %v; stderr %q", res, err, errOut)
-	}
-	for _, want := range []string{"CapInh:\t0000000000000000", "CapPrm:\t0000000000000000", "CapEff:\t0000000000000000",
-		"CapBnd:\t0000000000000000", "CapAmb:\t0000000000000000", "NoNewPrivs:\t1", "Seccomp:\t2"} {
-		if !strings.Contains(out, want+"\n") {
-			t.Errorf("/proc/self/status lacks %q:\n%s", want, out)
-		}
+	for _, sh := range shapes() {
+		t.Run(sh.name, func(t *testing.T) {
+			job := scriptJob(t, "#!/bin/sh\ngrep -e '^Cap' -e '^NoNewPrivs' -e '^Seccomp:' /proc/self/status\n")
+			job.Users = sh.users
+			res, out, errOut, err := run(t, testContext(t), job)
+			if err != nil || res.ExitCode != 0 {
+				t.Fatalf("Run = %+v, %v; stderr %q", res, err, errOut)
+			}
+			for _, want := range []string{"CapInh:\t0000000000000000", "CapPrm:\t0000000000000000", "CapEff:\t0000000000000000",
+				"CapBnd:\t0000000000000000", "CapAmb:\t0000000000000000", "NoNewPrivs:\t1", "Seccomp:\t2"} {
+				if !strings.Contains(out, want+"\n") {
+					t.Errorf("/proc/self/status lacks %q:\n%s", want, out)
+				}
+			}
+		})
 	}
 }
 
@@ -379,13 +392,27 @@ try test -e /dev/kmsg
 try test -c /dev/null
 try sh -c 'head -c 5 /dev/urandom | wc -c | grep -q 5'
 try grep -Eq ' cgroup2? ' /proc/self/mounts
+try touch /dev/x
+try mknod /tmp/null c 1 3
+try chown 0:0 /tmp/f
+try cat /proc/kcore
 `
-	job := scriptJob(t, script)
-	_, out, errOut, err := run(t, testContext(t), job)
-	if err != nil {
-		t.Fatalf("Run: %v (stderr %q)", err, errOut)
+	for _, sh := range shapes() {
+		t.Run(sh.name, func(t *testing.T) {
+			job := scriptJob(t, script)
+			job.Users = sh.users
+			_, out, errOut, err := run(t, testContext(t), job)
+			if err != nil {
+				t.Fatalf("Run: %v (stderr %q)", err, errOut)
+			}
+			if out != filesystemWant {
+				t.Errorf("filesystem checks:\n%s\nwant:\n%s", out, filesystemWant)
+			}
+		})
 	}
-	want := `touch /bin/x: fail
+}
+
+const filesystemWant = `touch /bin/x: fail
 touch /www/cgi-bin/x: fail
 touch /x: fail
 sh -c echo hi > /tmp/f && test "$(cat /tmp/f)" = hi: ok
@@ -396,18 +423,23 @@ test -e /dev/kmsg: fail
 test -c /dev/null: ok
 sh -c head -c 5 /dev/urandom | wc -c | grep -q 5: ok
 grep -Eq  cgroup2?  /proc/self/mounts: fail
+touch /dev/x: fail
+mknod /tmp/null c 1 3: fail
+chown 0:0 /tmp/f: fail
+cat /proc/kcore: fail
 `
-	if out != want {
-		t.Errorf("filesystem checks:\n%s\nwant:\n%s", out, want)
-	}
-}
 
 func TestRunNoNetwork(t *testing.T) {
 	manager(t)
-	job := scriptJob(t, "#!/bin/sh\ntail -n +3 /proc/net/dev | cut -d: -f1 | tr -d ' '\n")
-	_, out, errOut, err := run(t, testContext(t), job)
-	if err != nil || out != "lo\n" {
-		t.Errorf("interfaces = %q, %v (stderr %q); want only lo", out, err, errOut)
+	for _, sh := range shapes() {
+		t.Run(sh.name, func(t *testing.T) {
+			job := scriptJob(t, "#!/bin/sh\ntail -n +3 /proc/net/dev | cut -d: -f1 | tr -d ' '\n")
+			job.Users = sh.users
+			_, out, errOut, err := run(t, testContext(t), job)
+			if err != nil || out != "lo\n" {
+				t.Errorf("interfaces = %q, %v (stderr %q); want only lo", out, err, errOut)
+			}
+		})
 	}
 }
 
@@ -637,6 +669,11 @@ func TestNewAutoStartsPrivateDaemon(t *testing.T) {
 		if _, err := os.Stat(filepath.Join(dataDir, f)); err != nil {
 			t.Errorf("private daemon: %v", err)
 		}
+	}
+	// Its bundles are below the data directory, mode 0700 here: runc
+	// could not reach them from a user namespace.
+	if err := m.UserNamespaces(); err == nil || !strings.Contains(err.Error(), "cannot search "+dataDir+" (mode 0700)") {
+		t.Errorf("UserNamespaces() with a private daemon under a 0700 data directory = %v, want the directory named", err)
 	}
 	if err := m.Close(); err != nil {
 		t.Errorf("Close: %v", err)

@@ -92,6 +92,12 @@ type specConfig struct {
 	// ScriptDir (host) is bind-mounted read-only at MountPoint.
 	ScriptDir  string
 	MountPoint string
+	// DataDir (host), when not empty, is bind-mounted read-write at
+	// DataMountPoint: the one writable place besides /tmp.
+	DataDir string
+	// Users, when not nil, puts the container in a user namespace of its
+	// own that maps only container root and nobody (see withUserNamespace).
+	Users *UserRange
 	// Limits must be complete (defaults applied).
 	Limits Limits
 }
@@ -121,6 +127,7 @@ func hardenedSpec(c specConfig) oci.SpecOpts {
 		oci.WithReadonlyPaths(readonlyPaths()),
 		withDevices,
 		withNamespaces,
+		withUserNamespace(c.Users),
 		// Resources.
 		withCgroupsPath,
 		oci.WithMemoryLimit(uint64(l.Memory)),
@@ -192,6 +199,13 @@ func withMounts(c specConfig) oci.SpecOpts {
 			{Destination: LauncherPath, Type: "bind", Source: c.Launcher,
 				Options: []string{"bind", "ro", "nosuid", "nodev"}},
 		}
+		if c.DataDir != "" {
+			// The site's data: writable, but nothing in it runs (noexec),
+			// gains privileges (nosuid) or opens a device (nodev). A plain
+			// bind, as the script directory.
+			s.Mounts = append(s.Mounts, specs.Mount{Destination: DataMountPoint, Type: "bind", Source: c.DataDir,
+				Options: []string{"bind", "rw", "nosuid", "nodev", "noexec"}})
+		}
 		return nil
 	}
 }
@@ -228,6 +242,36 @@ func withNamespaces(_ context.Context, _ oci.Client, _ *containers.Container, s 
 		{Type: specs.CgroupNamespace},
 	}
 	return nil
+}
+
+// withUserNamespace gives the container a user namespace of its own when u
+// is not nil: container root maps to u.Root (the runtime sets the
+// container up as it; the launcher refuses to run a script as it) and
+// nobody, the script's uid and gid, to u.Nobody, one id each. Nothing else
+// is mapped: every other file of the host, the image's included, appears
+// owned by the overflow id, and no capability held inside the namespace
+// applies to it. Nil leaves the spec without a user namespace.
+func withUserNamespace(u *UserRange) oci.SpecOpts {
+	return func(_ context.Context, _ oci.Client, _ *containers.Container, s *oci.Spec) error {
+		if u == nil {
+			return nil
+		}
+		if err := u.Check(); err != nil {
+			return err
+		}
+		s.Linux.Namespaces = append(s.Linux.Namespaces, specs.LinuxNamespace{Type: specs.UserNamespace})
+		s.Linux.UIDMappings = userMappings(*u)
+		s.Linux.GIDMappings = userMappings(*u)
+		return nil
+	}
+}
+
+// userMappings are the two id mappings of u, for uids or gids alike.
+func userMappings(u UserRange) []specs.LinuxIDMapping {
+	return []specs.LinuxIDMapping{
+		{ContainerID: 0, HostID: u.Root, Size: 1},
+		{ContainerID: nobody, HostID: u.Nobody, Size: 1},
+	}
 }
 
 // withCgroupsPath puts the container's cgroup at /<namespace>/<id>.

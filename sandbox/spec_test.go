@@ -17,15 +17,26 @@ import (
 // testSpec builds the policy with no daemon.
 func testSpec(t *testing.T, l Limits) *oci.Spec {
 	t.Helper()
-	ctx := namespaces.WithNamespace(context.Background(), Namespace)
-	s, err := oci.GenerateSpec(ctx, nil, &containers.Container{ID: "cgibox-req1"}, hardenedSpec(specConfig{
+	return testSpecOf(t, testConfig(l))
+}
+
+// testConfig is the configuration testSpec builds the policy for.
+func testConfig(l Limits) specConfig {
+	return specConfig{
 		Launcher:   "/usr/local/bin/cgibox",
 		ScriptDir:  "/srv/site/cgi-bin",
 		MountPoint: "/www/cgi-bin",
 		Limits:     l.withDefaults(DefaultLimits()),
-	}))
+	}
+}
+
+// testSpecOf builds the policy for c with no daemon.
+func testSpecOf(t *testing.T, c specConfig) *oci.Spec {
+	t.Helper()
+	ctx := namespaces.WithNamespace(context.Background(), Namespace)
+	s, err := oci.GenerateSpec(ctx, nil, &containers.Container{ID: "cgibox-req1"}, hardenedSpec(c))
 	if err != nil {
-		t.Fatalf("GenerateSpec: %v", err)
+		t.Fatalf("GenerateSpec(%+v): %v", c, err)
 	}
 	return s
 }
@@ -315,4 +326,96 @@ func derefU64(p *uint64) any {
 		return nil
 	}
 	return *p
+}
+
+// TestSpecDataDir: a data directory is one more mount, a plain bind,
+// writable but nosuid, nodev and noexec; everything else stays as it was.
+func TestSpecDataDir(t *testing.T) {
+	without := testSpec(t, Limits{})
+	c := testConfig(Limits{})
+	c.DataDir = "/srv/site/data"
+	with := testSpecOf(t, c)
+	if len(with.Mounts) != len(without.Mounts)+1 {
+		t.Fatalf("mounts with a data dir: %d, want the %d without it and one more", len(with.Mounts), len(without.Mounts))
+	}
+	for i, m := range without.Mounts {
+		if !jsonEqual(with.Mounts[i], m) {
+			t.Errorf("mount %d with a data dir = %+v, want it as without one: %+v", i, with.Mounts[i], m)
+		}
+	}
+	got := with.Mounts[len(with.Mounts)-1]
+	want := specs.Mount{Destination: DataMountPoint, Type: "bind", Source: "/srv/site/data",
+		Options: []string{"bind", "rw", "nosuid", "nodev", "noexec"}}
+	if !jsonEqual(got, want) {
+		t.Errorf("data mount = %+v, want %+v", got, want)
+	}
+	for _, m := range without.Mounts {
+		if m.Destination == DataMountPoint {
+			t.Errorf("mount at %s without a data dir: %+v", DataMountPoint, m)
+		}
+	}
+	// The root stays read-only: /data is a writable mount on it, not a
+	// writable root.
+	if !with.Root.Readonly {
+		t.Errorf("root not read-only with a data dir")
+	}
+}
+
+// TestSpecUserNamespace: with Users the spec gains a user namespace with
+// exactly two mappings, uid and gid alike; everything else is the spec
+// without it. Without Users there is no user namespace at all.
+func TestSpecUserNamespace(t *testing.T) {
+	without := testSpec(t, Limits{})
+	if usesUserns(without) || without.Linux.UIDMappings != nil || without.Linux.GIDMappings != nil {
+		t.Errorf("spec without Users: namespaces %v, uid mappings %v, gid mappings %v; want no user namespace",
+			without.Linux.Namespaces, without.Linux.UIDMappings, without.Linux.GIDMappings)
+	}
+	u := SiteUsers("a.example")
+	c := testConfig(Limits{})
+	c.Users = &u
+	with := testSpecOf(t, c)
+	if !usesUserns(with) {
+		t.Fatalf("spec with Users: namespaces %v, want a user namespace", with.Linux.Namespaces)
+	}
+	want := []specs.LinuxIDMapping{
+		{ContainerID: 0, HostID: u.Root, Size: 1},
+		{ContainerID: 65534, HostID: u.Nobody, Size: 1},
+	}
+	if !jsonEqual(with.Linux.UIDMappings, want) || !jsonEqual(with.Linux.GIDMappings, want) {
+		t.Errorf("mappings for %+v: uid %v, gid %v; want both %v", u, with.Linux.UIDMappings, with.Linux.GIDMappings, want)
+	}
+	for _, ns := range with.Linux.Namespaces {
+		if ns.Path != "" {
+			t.Errorf("namespace %s joins %s; want a fresh one", ns.Type, ns.Path)
+		}
+	}
+	// The rest is the spec without Users: the same identity, privileges,
+	// mounts, devices, limits and seccomp.
+	rest := *with
+	restLinux := *with.Linux
+	rest.Linux = &restLinux
+	rest.Linux.UIDMappings, rest.Linux.GIDMappings = nil, nil
+	rest.Linux.Namespaces = slices.DeleteFunc(slices.Clone(rest.Linux.Namespaces), func(n specs.LinuxNamespace) bool {
+		return n.Type == specs.UserNamespace
+	})
+	if !jsonEqual(&rest, without) {
+		x, _ := json.Marshal(&rest)
+		y, _ := json.Marshal(without)
+		t.Errorf("spec with Users, less its user namespace and mappings:\n%s\nwant the spec without Users:\n%s", x, y)
+	}
+}
+
+func TestSpecRefusesBadUserRange(t *testing.T) {
+	for _, u := range []UserRange{{Root: 0, Nobody: 1}, {Root: 65533, Nobody: 65534}, {Root: 7, Nobody: 7}} {
+		c := testConfig(Limits{})
+		c.Users = &u
+		ctx := namespaces.WithNamespace(context.Background(), Namespace)
+		if _, err := oci.GenerateSpec(ctx, nil, &containers.Container{ID: "cgibox-req1"}, hardenedSpec(c)); err == nil {
+			t.Errorf("GenerateSpec with users %+v succeeded; want Check's refusal", u)
+		}
+	}
+}
+
+func usesUserns(s *oci.Spec) bool {
+	return slices.ContainsFunc(s.Linux.Namespaces, func(n specs.LinuxNamespace) bool { return n.Type == specs.UserNamespace })
 }
