@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/cgibox/cgibox/internal/testenv"
@@ -408,6 +409,35 @@ func TestReuse(t *testing.T) {
 		t.Fatal(err)
 	}
 	wantNotMounted(t, o.Dir)
+}
+
+// TestConcurrentOpens: Opens of one directory at once make one image and
+// one mount; one Volume owns it, the others reuse it.
+func TestConcurrentOpens(t *testing.T) {
+	root := scratch(t)
+	o := Options{Dir: filepath.Join(root, "data"), Quota: 4 << 20, UID: siteUID, GID: siteGID}
+	const n = 8
+	vols := make([]*Volume, n)
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() { vols[i], errs[i] = Open(t.Context(), o) })
+	}
+	wg.Wait()
+	owners := 0
+	for i, v := range vols {
+		if errs[i] != nil {
+			t.Errorf("Open %d of %d at once: %v", i, n, errs[i])
+			continue
+		}
+		t.Cleanup(func() { v.Close() })
+		if v.owned {
+			owners++
+		}
+	}
+	if mounts := mountsAt(t, o.Dir); mounts != 1 || owners != 1 {
+		t.Errorf("%d Opens at once: %d mounts at %s, %d Volumes owning one; want 1 and 1", n, mounts, o.Dir, owners)
+	}
 }
 
 // TestReuseRefusesOtherMounts: a directory with some other filesystem
