@@ -19,6 +19,10 @@ import (
 // it (made the first time, grown when the quota grew, reused when already
 // mounted). On failure it leaves nothing behind that it made: no mount,
 // no loop device, no new image.
+//
+// A Volume that reuses a mount does not count it: the Volume that made the
+// mount unmounts it on Close, whoever else uses it. The mount is made in
+// the caller's mount namespace; containerd must share it.
 func Open(ctx context.Context, o Options) (*Volume, error) {
 	return open(ctx, o, loopControl)
 }
@@ -165,6 +169,16 @@ func mountNew(ctx context.Context, o Options, point string, d *os.File, loopCont
 		return nil, fmt.Errorf("sitedata: %w", err)
 	}
 	v = &Volume{dir: o.Dir, image: o.Image, loop: loop.Name(), dev: st.Rdev}
+	// The directory under the mount becomes root's alone, so that a job
+	// that misses the mount (a containerd in another mount namespace
+	// binds the directory beneath) fails to write instead of writing past
+	// the quota.
+	if err := d.Chown(0, 0); err != nil {
+		return nil, fmt.Errorf("sitedata: %w", err)
+	}
+	if err := d.Chmod(0o700); err != nil {
+		return nil, fmt.Errorf("sitedata: %w", err)
+	}
 	const flags = unix.MS_NOSUID | unix.MS_NODEV | unix.MS_NOEXEC
 	if err := unix.Mount(v.loop, point, "ext4", flags, ""); err != nil {
 		return nil, fmt.Errorf("sitedata: mounting %s (from %s) at %s: %w", v.loop, o.Image, o.Dir, err)

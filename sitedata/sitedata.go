@@ -46,7 +46,8 @@ type Options struct {
 	Image string
 }
 
-// Volume is an opened data directory.
+// Volume is an opened data directory. Close must not run concurrently
+// with its other methods.
 type Volume struct {
 	dir   string
 	image string // empty without a quota

@@ -354,12 +354,15 @@ func TestMount(t *testing.T) {
 	}
 }
 
-// TestCloseAndReopen: Close unmounts and frees the loop device; the next
-// Open mounts the same data again.
+// TestCloseAndReopen: Close unmounts and frees the loop device, and the
+// directory beneath is root's alone; the next Open mounts the same data
+// again.
 func TestCloseAndReopen(t *testing.T) {
 	root := scratch(t)
 	o := Options{Dir: filepath.Join(root, "data"), Quota: 4 << 20, UID: siteUID, GID: siteGID}
 	image := o.Dir + imageSuffix
+	// The site's own (empty) directory, as a quota-less Open leaves it.
+	openVolume(t, Options{Dir: o.Dir, UID: siteUID, GID: siteGID})
 	v := openVolume(t, o)
 	writeFile(t, filepath.Join(o.Dir, "counter"), "41")
 	dev := v.dev
@@ -375,6 +378,10 @@ func TestCloseAndReopen(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(o.Dir, "counter")); !errors.Is(err, fs.ErrNotExist) {
 		t.Errorf("after Close, %s/counter: %v; want it gone with the volume", o.Dir, err)
+	}
+	// A job that missed the mount could not write beneath it.
+	if st := statT(t, o.Dir); st.Uid != 0 || st.Gid != 0 || st.Mode&0o7777 != 0o700 {
+		t.Errorf("the directory under the volume: uid %d gid %d mode %#o, want root:root 0700", st.Uid, st.Gid, st.Mode&0o7777)
 	}
 
 	v = openVolume(t, o)
