@@ -19,6 +19,18 @@ import (
 // message is shown to the client: pass a fixed public text, never an error
 // string.
 func WriteError(w http.ResponseWriter, r *http.Request, code int, message, requestID string) {
+	WriteErrorRef(w, r, code, message, Ref{RequestID: requestID})
+}
+
+// Ref is what an error page names for the operator to find the request by:
+// its id and the site it was for. Empty fields are left out.
+type Ref struct {
+	RequestID string
+	Site      string
+}
+
+// WriteErrorRef is WriteError with the page naming ref.
+func WriteErrorRef(w http.ResponseWriter, r *http.Request, code int, message string, ref Ref) {
 	if message == "" {
 		message = statusText(code)
 	}
@@ -32,7 +44,7 @@ func WriteError(w http.ResponseWriter, r *http.Request, code int, message, reque
 		w.WriteHeader(code)
 		return
 	}
-	body := errorPage(code, message, requestID)
+	body := errorPage(code, message, ref)
 	h.Set("Content-Type", "text/html;charset=utf-8")
 	h.Set("Content-Length", strconv.Itoa(len(body)))
 	w.WriteHeader(code)
@@ -44,7 +56,7 @@ func WriteError(w http.ResponseWriter, r *http.Request, code int, message, reque
 // errorPage renders the page. Python's layout (title "Error response", the
 // code, "Message: …." and "Error code explanation: N - ….") is kept so
 // people and tools that know Python's pages recognise it.
-func errorPage(code int, message, requestID string) string {
+func errorPage(code int, message string, ref Ref) string {
 	var b strings.Builder
 	b.WriteString("<!DOCTYPE HTML>\n<html lang=\"en\">\n    <head>\n        <meta charset=\"utf-8\">\n")
 	b.WriteString("        <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n")
@@ -52,8 +64,11 @@ func errorPage(code int, message, requestID string) string {
 	fmt.Fprintf(&b, "        <p>Error code: %d</p>\n", code)
 	fmt.Fprintf(&b, "        <p>Message: %s.</p>\n", escapeHTML(message))
 	fmt.Fprintf(&b, "        <p>Error code explanation: %d - %s.</p>\n", code, escapeHTML(explanation(code)))
-	if requestID != "" {
-		fmt.Fprintf(&b, "        <p>Request id: %s</p>\n", escapeHTML(requestID))
+	if ref.RequestID != "" {
+		fmt.Fprintf(&b, "        <p>Request id: %s</p>\n", escapeHTML(ref.RequestID))
+	}
+	if ref.Site != "" && ref.Site != "default" {
+		fmt.Fprintf(&b, "        <p>Site: %s</p>\n", escapeHTML(ref.Site))
 	}
 	b.WriteString("    </body>\n</html>\n")
 	return b.String()

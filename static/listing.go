@@ -40,13 +40,13 @@ type listEntry struct {
 func (h *Handler) list(w http.ResponseWriter, r *http.Request, resolved, display string) {
 	d, err := h.Root.Open(resolved)
 	if err != nil {
-		WriteError(w, r, http.StatusNotFound, msgNoListing, "")
+		h.fail(w, r, http.StatusNotFound, msgNoListing)
 		return
 	}
 	defer d.Close()
 	ents, err := d.ReadDir(maxListEntries + 1)
 	if err != nil && !errors.Is(err, io.EOF) {
-		WriteError(w, r, http.StatusNotFound, msgNoListing, "")
+		h.fail(w, r, http.StatusNotFound, msgNoListing)
 		return
 	}
 	truncated := len(ents) > maxListEntries

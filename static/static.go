@@ -39,6 +39,8 @@ type Handler struct {
 	// NoListing answers a directory without an index file 403 instead of
 	// listing it.
 	NoListing bool
+	// Site, when set, is named on error pages (as in the gateway's own).
+	Site string
 
 	bufs sync.Pool // *[]byte of smallFile bytes, for small files
 	root rootDir   // the root's descriptor, for serveRegular
@@ -55,16 +57,16 @@ const (
 // ServeHTTP answers GET and HEAD for a file or directory below h.Root.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if r.Method != http.MethodGet && r.Method != http.MethodHead {
-		WriteError(w, r, http.StatusNotImplemented, "Unsupported method ("+pyRepr(r.Method)+")", "")
+		h.fail(w, r, http.StatusNotImplemented, "Unsupported method ("+pyRepr(r.Method)+")")
 		return
 	}
 	req, ok := parsePath(r.URL)
 	if !ok {
-		WriteError(w, r, http.StatusBadRequest, msgBadRequest, "")
+		h.fail(w, r, http.StatusBadRequest, msgBadRequest)
 		return
 	}
 	if code, msg := h.deny(req.clean); code != 0 {
-		WriteError(w, r, code, msg, "")
+		h.fail(w, r, code, msg)
 		return
 	}
 	// A file named with a trailing slash is 404, like Python (bpo-17324).
@@ -75,11 +77,11 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		// Missing, a symlink out of the root or a loop: all alike to the
 		// client (SECURITY.md case 4).
-		WriteError(w, r, http.StatusNotFound, msgNotFound, "")
+		h.fail(w, r, http.StatusNotFound, msgNotFound)
 		return
 	}
 	if code, msg := h.deny(absPath(resolved)); code != 0 {
-		WriteError(w, r, code, msg, "")
+		h.fail(w, r, code, msg)
 		return
 	}
 	switch {
@@ -92,7 +94,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	default:
 		// Devices, FIFOs and sockets are never served: reading them could
 		// block or never end.
-		WriteError(w, r, http.StatusNotFound, msgNotFound, "")
+		h.fail(w, r, http.StatusNotFound, msgNotFound)
 	}
 }
 
@@ -120,10 +122,15 @@ func (h *Handler) serveDir(w http.ResponseWriter, r *http.Request, req requestPa
 		return
 	}
 	if h.NoListing {
-		WriteError(w, r, http.StatusForbidden, msgNoListing, "")
+		h.fail(w, r, http.StatusForbidden, msgNoListing)
 		return
 	}
 	h.list(w, r, resolved, req.display())
+}
+
+// fail writes an error page naming the site.
+func (h *Handler) fail(w http.ResponseWriter, r *http.Request, code int, msg string) {
+	WriteErrorRef(w, r, code, msg, Ref{Site: h.Site})
 }
 
 // indexNames returns Index or its default.
@@ -141,13 +148,13 @@ func (h *Handler) serveFile(w http.ResponseWriter, r *http.Request, resolved, na
 	// open must not hang; the fstat below then refuses it.
 	f, err := h.Root.OpenFile(resolved, os.O_RDONLY|syscall.O_NONBLOCK, 0)
 	if err != nil {
-		WriteError(w, r, http.StatusNotFound, msgNotFound, "")
+		h.fail(w, r, http.StatusNotFound, msgNotFound)
 		return
 	}
 	defer f.Close()
 	fi, err := f.Stat()
 	if err != nil || !fi.Mode().IsRegular() {
-		WriteError(w, r, http.StatusNotFound, msgNotFound, "")
+		h.fail(w, r, http.StatusNotFound, msgNotFound)
 		return
 	}
 	var content io.ReadSeeker = f
