@@ -81,7 +81,11 @@ type dataDirLock struct {
 // lockDataDir takes dir's lock for command, or returns a *BusyError naming
 // the holder.
 func lockDataDir(dir, command string) (*dataDirLock, error) {
-	if err := os.MkdirAll(dir, 0o700); err != nil {
+	// 0711, as containerd makes its own root and state: others may pass
+	// through to a private daemon's container bundles (runc sets up a
+	// user-namespaced container as a user the host does not know) but may
+	// list nothing; what lies inside keeps its own modes.
+	if err := os.MkdirAll(dir, 0o711); err != nil {
 		return nil, fmt.Errorf("data directory: %w", err)
 	}
 	f, err := os.OpenFile(filepath.Join(dir, lockFile), os.O_RDWR|os.O_CREATE, 0o600)

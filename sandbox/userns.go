@@ -168,3 +168,10 @@ func makeMountPoints(root string, mounts []specs.Mount) error {
 	}
 	return nil
 }
+
+// ReachableInUserNamespace reports, for each directory a user-namespaced
+// job mounts (its script and data directories), whether the runtime can
+// reach it: every directory on the way must let others search it, since
+// runc sets such a container up as a user the host does not know. The
+// error names the first directory that does not, and the fix.
+func ReachableInUserNamespace(dirs ...string) error { return searchableByOthers(dirs...) }
