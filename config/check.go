@@ -66,7 +66,7 @@ func Check(c *Config) Errors {
 		add("site", "no site: add a [[site]] table with a name and a root")
 	}
 	names := map[string]int{}
-	hosts := map[string]string{}    // exact name → site
+	hosts := map[string]string{}     // exact name → site
 	wildcards := map[string]string{} // ".suffix" → site
 	dataDirs := map[string]string{}
 	ids := map[uint32]string{}

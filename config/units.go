@@ -67,7 +67,6 @@ func FormatSize(n int64) string {
 // Duration is a time.Duration written as a string: "10s", "1m30s".
 type Duration time.Duration
 
-
 // UnmarshalText parses a duration above zero.
 func (d *Duration) UnmarshalText(b []byte) error {
 	t, err := time.ParseDuration(string(b))
