@@ -35,6 +35,9 @@ type entry struct {
 	Bytes     int64
 	Duration  time.Duration
 	RequestID string
+	// Site is the site's name; "" for a server's lone implicit site, whose
+	// lines stay exactly Python's.
+	Site string
 	// CGI only.
 	Script string
 	CGI    *cgiOutcome
@@ -92,6 +95,9 @@ func (a *accessLog) log(ctx context.Context, e entry) {
 			slog.Duration("duration", e.Duration),
 			slog.String("request_id", e.RequestID),
 		}
+		if e.Site != "" {
+			attrs = append(attrs, slog.String("site", e.Site))
+		}
 		if e.CGI != nil {
 			attrs = append(attrs,
 				slog.String("script", escapeLog(e.Script)),
@@ -126,6 +132,10 @@ func appendText(b []byte, e entry) []byte {
 	b = append(b, "\" "...)
 	b = strconv.AppendInt(b, int64(e.Status), 10)
 	b = append(b, " -"...)
+	if e.Site != "" {
+		b = append(b, " site="...)
+		b = append(b, e.Site...)
+	}
 	if e.CGI != nil {
 		// Python logs a CGI script's end on a line of its own; cgibox adds it
 		// to the request's line so that one line tells the whole story.

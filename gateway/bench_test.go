@@ -37,7 +37,7 @@ func benchStatic(b *testing.B, format LogFormat, conns int) {
 		b.Fatal(err)
 	}
 	defer logFile.Close()
-	gw, err := New(Config{Root: root, AccessLog: logFile, LogFormat: format})
+	gw, err := New(Config{AccessLog: logFile, LogFormat: format, Sites: []Site{{Root: root}}})
 	if err != nil {
 		b.Fatal(err)
 	}

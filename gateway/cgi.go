@@ -40,24 +40,24 @@ var (
 // serveCGI resolves the script that clean names, checks the request against
 // the limits, reads its body, and runs the script in a fresh container (see
 // runCGI). It returns the target of a local redirect the script asked for.
-func (s *Server) serveCGI(w http.ResponseWriter, r *http.Request, dir, clean string) (redirect string) {
+func (h *site) serveCGI(w http.ResponseWriter, r *http.Request, dir, clean string) (redirect string) {
 	ctx := r.Context()
 	rid := requestID(w)
-	log := s.log.With("request_id", rid, "path", clean)
+	log := h.log.With("request_id", rid, "path", clean)
 
-	sc, err := resolveScript(s.root, dir, clean)
+	sc, err := resolveScript(h.root, dir, clean)
 	switch {
 	case errors.Is(err, errNoScript):
 		log.InfoContext(ctx, "no CGI script", "err", err)
-		s.fail(w, r, http.StatusNotFound, "No such CGI script")
+		h.fail(w, r, http.StatusNotFound, "No such CGI script")
 		return ""
 	case errors.Is(err, errForbidden):
 		log.WarnContext(ctx, "CGI script refused", "err", err)
-		s.fail(w, r, http.StatusForbidden, "CGI script is not runnable")
+		h.fail(w, r, http.StatusForbidden, "CGI script is not runnable")
 		return ""
 	case err != nil:
 		log.ErrorContext(ctx, "resolving CGI script", "err", err)
-		s.fail(w, r, http.StatusInternalServerError, "Internal server error")
+		h.fail(w, r, http.StatusInternalServerError, "Internal server error")
 		return ""
 	}
 	log = log.With("script", sc.Name)
@@ -65,30 +65,37 @@ func (s *Server) serveCGI(w http.ResponseWriter, r *http.Request, dir, clean str
 		sw.cgi = &cgiLog{script: sc.Name}
 	}
 	if !slices.Contains(cgiMethods, r.Method) {
-		s.fail(w, r, http.StatusNotImplemented, fmt.Sprintf("Unsupported method (%q)", r.Method))
+		h.fail(w, r, http.StatusNotImplemented, fmt.Sprintf("Unsupported method (%q)", r.Method))
 		return ""
 	}
-	if r.ContentLength > s.cfg.MaxBody {
+	// The site's rate, before its body is read: a refusal costs nothing.
+	if ok, wait := h.quota.allow(time.Now()); !ok {
+		log.InfoContext(ctx, "site over its CGI rate", "rate", h.cfg.Rate)
+		w.Header().Set("Retry-After", retryAfter(wait))
+		h.fail(w, r, http.StatusTooManyRequests, "Too many requests for this site, try again later")
+		return ""
+	}
+	if r.ContentLength > h.cfg.MaxBody {
 		w.Header().Set("Connection", "close")
-		s.fail(w, r, http.StatusRequestEntityTooLarge, "Request body too large")
+		h.fail(w, r, http.StatusRequestEntityTooLarge, "Request body too large")
 		return ""
 	}
-	scriptDir, err := s.hostCGIDir(dir)
+	scriptDir, err := h.hostCGIDir(dir)
 	if err != nil {
 		log.ErrorContext(ctx, "CGI directory refused", "err", err)
-		s.fail(w, r, http.StatusForbidden, "CGI script is not runnable")
+		h.fail(w, r, http.StatusForbidden, "CGI script is not runnable")
 		return ""
 	}
 
 	// The image: from the script's #! line, read through the site root.
 	var image string
-	line, err := readShebang(s.root, strings.TrimPrefix(path.Join(sc.Dir, sc.Rel), "/"))
+	line, err := readShebang(h.root, strings.TrimPrefix(path.Join(sc.Dir, sc.Rel), "/"))
 	if err == nil {
-		image, _, err = chooseImage(line, s.cfg.Images, s.cfg.Image)
+		image, _, err = chooseImage(line, h.srv.cfg.Images, h.cfg.Image)
 	}
 	if err != nil {
 		log.ErrorContext(ctx, "no image for the CGI script", "err", err)
-		s.fail(w, r, http.StatusInternalServerError, "CGI script could not be started")
+		h.fail(w, r, http.StatusInternalServerError, "CGI script could not be started")
 		return ""
 	}
 	log = log.With("image", image)
@@ -96,27 +103,36 @@ func (s *Server) serveCGI(w http.ResponseWriter, r *http.Request, dir, clean str
 	// The whole body is read before a container exists: a slow client then
 	// holds no container and no concurrency slot, and a chunked body that
 	// breaks off never reaches a script with a wrong CONTENT_LENGTH.
-	body, n, err := s.readBody(w, r)
+	body, n, err := h.readBody(w, r)
 	switch {
 	case errors.Is(err, errBodyTooLarge):
 		w.Header().Set("Connection", "close")
-		s.fail(w, r, http.StatusRequestEntityTooLarge, "Request body too large")
+		h.fail(w, r, http.StatusRequestEntityTooLarge, "Request body too large")
 		return ""
 	case err != nil:
 		log.InfoContext(ctx, "reading request body", "err", err)
 		w.Header().Set("Connection", "close")
-		s.fail(w, r, http.StatusBadRequest, "Could not read the request body")
+		h.fail(w, r, http.StatusBadRequest, "Could not read the request body")
 		return ""
 	}
 	defer body.Close()
 
-	select {
-	case s.slots <- struct{}{}:
-		defer func() { <-s.slots }()
-	default:
-		log.WarnContext(ctx, "CGI concurrency cap reached", "cap", s.cfg.MaxConcurrent)
+	// The site's own cap first: a site at it is refused without taking
+	// one of the slots all sites share.
+	if !h.quota.acquire() {
+		log.InfoContext(ctx, "site at its CGI concurrency cap", "cap", h.cfg.Concurrent)
 		w.Header().Set("Retry-After", "1")
-		s.fail(w, r, http.StatusServiceUnavailable, "Too many CGI requests, try again")
+		h.fail(w, r, http.StatusTooManyRequests, "Too many requests for this site, try again later")
+		return ""
+	}
+	defer h.quota.release()
+	select {
+	case h.srv.slots <- struct{}{}:
+		defer func() { <-h.srv.slots }()
+	default:
+		log.WarnContext(ctx, "CGI concurrency cap reached", "cap", h.srv.cfg.MaxConcurrent)
+		w.Header().Set("Retry-After", "1")
+		h.fail(w, r, http.StatusServiceUnavailable, "Too many CGI requests, try again")
 		return ""
 	}
 
@@ -126,19 +142,24 @@ func (s *Server) serveCGI(w http.ResponseWriter, r *http.Request, dir, clean str
 	if r.Header.Get("Content-Length") != "" || n > 0 || len(r.TransferEncoding) > 0 {
 		contentLength = n
 	}
-	host, port := serverAddr(r)
+	var canonical string
+	if sw, ok := w.(*statusWriter); ok {
+		canonical = sw.host
+	}
+	host, port := serverAddr(r, canonical)
 	// Rel has symlinks resolved: the file that runs is the one checked.
-	inPath := s.cfg.MountRoot + sc.Dir + "/" + sc.Rel
+	inPath := h.srv.cfg.MountRoot + sc.Dir + "/" + sc.Rel
 	env := cgiEnv(envInput{
 		Req:               r,
 		Script:            sc,
 		ScriptFilename:    inPath,
-		DocumentRoot:      s.cfg.MountRoot,
+		DocumentRoot:      h.srv.cfg.MountRoot,
 		ServerName:        host,
 		ServerPort:        port,
-		ServerSoftware:    s.cfg.ServerSoftware,
+		ServerSoftware:    h.srv.cfg.ServerSoftware,
 		ContentLength:     contentLength,
-		PassAuthorization: s.cfg.PassAuthorization,
+		PassAuthorization: h.cfg.PassAuthorization,
+		HasData:           h.cfg.DataDir != "",
 	})
 	// One container per job: the jobs of a request's local redirects get
 	// ids of their own, as the container of the last one may still be
@@ -147,23 +168,25 @@ func (s *Server) serveCGI(w http.ResponseWriter, r *http.Request, dir, clean str
 	if hops, _ := r.Context().Value(redirectHopsKey{}).(int); hops > 0 {
 		jobID = fmt.Sprintf("%s.%d", rid, hops)
 	}
-	return s.runCGI(w, r, log, sandbox.Job{
+	return h.runCGI(w, r, log, sandbox.Job{
 		ID:         jobID,
-		Site:       "default",
+		Site:       h.cfg.Name,
 		Image:      image,
 		ScriptDir:  scriptDir,
-		MountPoint: s.cfg.MountRoot + dir,
+		MountPoint: h.srv.cfg.MountRoot + dir,
 		Path:       inPath,
 		Env:        env,
 		Dir:        path.Dir(inPath),
 		Stdin:      body,
-		Limits:     s.cfg.Limits,
+		Limits:     h.cfg.Limits,
+		DataDir:    h.cfg.DataDir,
+		Users:      h.cfg.Users,
 	}, isNPH(sc.Name))
 }
 
 // runCGI runs job and writes its response in the configured mode. It
 // returns the target of a local redirect the script asked for, if any.
-func (s *Server) runCGI(w http.ResponseWriter, r *http.Request, log *slog.Logger, job sandbox.Job, nph bool) (redirect string) {
+func (h *site) runCGI(w http.ResponseWriter, r *http.Request, log *slog.Logger, job sandbox.Job, nph bool) (redirect string) {
 	ctx, cancel := context.WithCancelCause(r.Context())
 	defer cancel(nil)
 
@@ -192,7 +215,7 @@ func (s *Server) runCGI(w http.ResponseWriter, r *http.Request, log *slog.Logger
 		})
 	}
 	job.Ended = end
-	go func() { end(s.cfg.Runner.Run(ctx, job)) }()
+	go func() { end(h.srv.cfg.Runner.Run(ctx, job)) }()
 	var o jobOutcome
 	ended := false
 	wait := func() jobOutcome {
@@ -210,7 +233,7 @@ func (s *Server) runCGI(w http.ResponseWriter, r *http.Request, log *slog.Logger
 		case <-started:
 		default:
 			stderr.flush()
-			s.notStarted(w, r, log, imageHint(s.cfg.Images, job.Image, o.err))
+			h.notStarted(w, r, log, imageHint(h.srv.cfg.Images, job.Image, o.err))
 			return ""
 		}
 	}
@@ -227,36 +250,36 @@ func (s *Server) runCGI(w http.ResponseWriter, r *http.Request, log *slog.Logger
 	}()
 
 	switch {
-	case nph && s.cfg.NPH:
-		s.streamNPH(ctx, w, r, stdout, cancel, wait)
-	case s.cfg.Mode == ModeRFC3875:
-		return s.respondParsed(ctx, w, r, stdout, cancel, wait, true)
+	case nph && h.cfg.NPH:
+		h.streamNPH(ctx, w, r, stdout, cancel, wait)
+	case h.cfg.Mode == ModeRFC3875:
+		return h.respondParsed(ctx, w, r, stdout, cancel, wait, true)
 	case r.ProtoMajor >= 2:
 		// HTTP/2 cannot be taken over: the script's header lines are
 		// parsed and sent with a fixed 200.
-		s.respondParsed(ctx, w, r, stdout, cancel, wait, false)
+		h.respondParsed(ctx, w, r, stdout, cancel, wait, false)
 	default:
-		s.streamPython(ctx, w, r, stdout, cancel, wait)
+		h.streamPython(ctx, w, r, stdout, cancel, wait)
 	}
 	return ""
 }
 
 // notStarted answers a job that failed before its script started.
-func (s *Server) notStarted(w http.ResponseWriter, r *http.Request, log *slog.Logger, err error) {
-	s.setOutcome(w, jobOutcome{res: sandbox.Result{ExitCode: -1, Reason: notStartedReason}}, false)
+func (h *site) notStarted(w http.ResponseWriter, r *http.Request, log *slog.Logger, err error) {
+	h.setOutcome(w, jobOutcome{res: sandbox.Result{ExitCode: -1, Reason: notStartedReason}}, false)
 	switch {
 	case err == nil:
 		log.ErrorContext(r.Context(), "CGI job ended without starting")
-		s.fail(w, r, http.StatusInternalServerError, "CGI script could not be started")
+		h.fail(w, r, http.StatusInternalServerError, "CGI script could not be started")
 	case errors.Is(err, sandbox.ErrUnavailable):
 		log.ErrorContext(r.Context(), "CGI runtime unavailable", "err", err)
 		w.Header().Set("Retry-After", "5")
-		s.fail(w, r, http.StatusServiceUnavailable, "CGI runtime unavailable")
+		h.fail(w, r, http.StatusServiceUnavailable, "CGI runtime unavailable")
 	case r.Context().Err() != nil:
 		log.InfoContext(r.Context(), "client went away before the script started", "err", err)
 	default:
 		log.ErrorContext(r.Context(), "CGI job could not start", "err", err)
-		s.fail(w, r, http.StatusInternalServerError, "CGI script could not be started")
+		h.fail(w, r, http.StatusInternalServerError, "CGI script could not be started")
 	}
 }
 
@@ -264,14 +287,14 @@ func (s *Server) notStarted(w http.ResponseWriter, r *http.Request, log *slog.Lo
 // mode: the status line now, then the script's checked header lines, then its
 // body as it comes; then the connection closes. A response that cannot end
 // cleanly (the script was killed, the client stopped reading) is reset.
-func (s *Server) streamPython(ctx context.Context, w http.ResponseWriter, r *http.Request,
+func (h *site) streamPython(ctx context.Context, w http.ResponseWriter, r *http.Request,
 	stdout *io.PipeReader, cancel context.CancelCauseFunc, wait func() jobOutcome) {
 	defer stdout.Close()
 	conn, brw, err := http.NewResponseController(w).Hijack()
 	if err != nil {
 		cancel(fmt.Errorf("hijack: %w", err))
-		s.setOutcome(w, wait(), true)
-		s.log.ErrorContext(ctx, "taking over the connection", "request_id", requestID(w), "err", err)
+		h.setOutcome(w, wait(), true)
+		h.log.ErrorContext(ctx, "taking over the connection", "request_id", requestID(w), "err", err)
 		return
 	}
 	defer conn.Close()
@@ -284,7 +307,7 @@ func (s *Server) streamPython(ctx context.Context, w http.ResponseWriter, r *htt
 		io.Copy(io.Discard, io.LimitReader(brw.Reader, 1<<20))
 		cancel(errClientGone)
 	}()
-	aborted, err := s.writePython(ctx, w, r, conn, stdout)
+	aborted, err := h.writePython(ctx, w, r, conn, stdout)
 	if err != nil {
 		abandon(stdout, cancel, err)
 	}
@@ -295,20 +318,20 @@ func (s *Server) streamPython(ctx context.Context, w http.ResponseWriter, r *htt
 	if aborted {
 		resetOnClose(conn)
 	}
-	s.setOutcome(w, o, aborted)
+	h.setOutcome(w, o, aborted)
 	if err != nil && !errors.Is(err, errClientGone) {
-		s.log.WarnContext(ctx, "CGI response cut", "request_id", requestID(w), "err", err)
+		h.log.WarnContext(ctx, "CGI response cut", "request_id", requestID(w), "err", err)
 	}
 }
 
 // writePython writes the response of streamPython to conn. It reports
 // whether the response was cut, and why when the gateway cut it.
-func (s *Server) writePython(ctx context.Context, w http.ResponseWriter, r *http.Request, conn net.Conn, stdout io.Reader) (aborted bool, err error) {
-	out := bufio.NewWriterSize(&deadlineWriter{conn: conn, timeout: s.cfg.WriteTimeout}, 32<<10)
+func (h *site) writePython(ctx context.Context, w http.ResponseWriter, r *http.Request, conn net.Conn, stdout io.Reader) (aborted bool, err error) {
+	out := bufio.NewWriterSize(&deadlineWriter{conn: conn, timeout: h.srv.cfg.WriteTimeout}, 32<<10)
 	var head bytes.Buffer
-	fmt.Fprintf(&head, "%s 200 Script output follows\r\n", s.cfg.Protocol)
-	fmt.Fprintf(&head, "Server: %s\r\nDate: %s\r\n", s.cfg.ServerSoftware, time.Now().UTC().Format(http.TimeFormat))
-	for k, vs := range s.cfg.Headers {
+	fmt.Fprintf(&head, "%s 200 Script output follows\r\n", h.srv.cfg.Protocol)
+	fmt.Fprintf(&head, "Server: %s\r\nDate: %s\r\n", h.srv.cfg.ServerSoftware, time.Now().UTC().Format(http.TimeFormat))
+	for k, vs := range h.cfg.Headers {
 		for _, v := range vs {
 			fmt.Fprintf(&head, "%s: %s\r\n", k, v)
 		}
@@ -322,7 +345,7 @@ func (s *Server) writePython(ctx context.Context, w http.ResponseWriter, r *http
 	br := bufio.NewReaderSize(stdout, 16<<10)
 	hdr, rejected, herr := readHeaderBlock(br, headerLimits{})
 	if len(rejected) > 0 {
-		s.log.WarnContext(ctx, "dropped invalid script header lines",
+		h.log.WarnContext(ctx, "dropped invalid script header lines",
 			"request_id", requestID(w), "lines", len(rejected), "first", escapeLog(rejected[0]))
 	}
 	if err := writeHeaderFields(out, hdr); err != nil {
@@ -411,12 +434,12 @@ var errBodyTooLarge = errors.New("request body over the cap")
 // readBody reads the whole request body, Content-Length bytes or a chunked
 // body decoded, at most MaxBody: up to memBody into memory, the rest into an
 // unlinked file, within BodyTimeout. It returns the body and its length.
-func (s *Server) readBody(w http.ResponseWriter, r *http.Request) (_ body, _ int64, err error) {
+func (h *site) readBody(w http.ResponseWriter, r *http.Request) (_ body, _ int64, err error) {
 	if r.Body == nil || r.Body == http.NoBody || r.ContentLength == 0 {
 		return memReader{bytes.NewReader(nil)}, 0, nil
 	}
 	rc := http.NewResponseController(w)
-	rc.SetReadDeadline(time.Now().Add(s.cfg.BodyTimeout))
+	rc.SetReadDeadline(time.Now().Add(h.srv.cfg.BodyTimeout))
 	defer func() {
 		if err != nil {
 			// After the handler, net/http drains up to 256 KiB of an unread
@@ -428,7 +451,7 @@ func (s *Server) readBody(w http.ResponseWriter, r *http.Request) (_ body, _ int
 		}
 		rc.SetReadDeadline(time.Time{})
 	}()
-	src := io.LimitReader(r.Body, s.cfg.MaxBody+1)
+	src := io.LimitReader(r.Body, h.cfg.MaxBody+1)
 	var mem bytes.Buffer
 	if r.ContentLength > 0 {
 		mem.Grow(int(min(r.ContentLength, memBody+1)))
@@ -436,11 +459,11 @@ func (s *Server) readBody(w http.ResponseWriter, r *http.Request) (_ body, _ int
 	n, err := io.CopyN(&mem, src, memBody+1)
 	switch {
 	case err == io.EOF:
-		return memReader{bytes.NewReader(mem.Bytes())}, n, s.checkLength(r, n)
+		return memReader{bytes.NewReader(mem.Bytes())}, n, h.checkLength(r, n)
 	case err != nil:
 		return nil, 0, fmt.Errorf("body: %w", err)
 	}
-	f, err := os.CreateTemp(s.cfg.SpoolDir, "cgibox-body-*")
+	f, err := os.CreateTemp(h.srv.cfg.SpoolDir, "cgibox-body-*")
 	if err != nil {
 		return nil, 0, fmt.Errorf("spooling body: %w", err)
 	}
@@ -451,7 +474,7 @@ func (s *Server) readBody(w http.ResponseWriter, r *http.Request) (_ body, _ int
 	}
 	m, err := io.Copy(f, src)
 	if err == nil {
-		err = s.checkLength(r, n+m)
+		err = h.checkLength(r, n+m)
 	}
 	if err == nil {
 		_, err = f.Seek(0, io.SeekStart)
@@ -464,8 +487,8 @@ func (s *Server) readBody(w http.ResponseWriter, r *http.Request) (_ body, _ int
 }
 
 // checkLength rejects a body over the cap (only a chunked one can get here).
-func (s *Server) checkLength(r *http.Request, n int64) error {
-	if n > s.cfg.MaxBody {
+func (h *site) checkLength(r *http.Request, n int64) error {
+	if n > h.cfg.MaxBody {
 		return errBodyTooLarge
 	}
 	return nil
@@ -474,8 +497,8 @@ func (s *Server) checkLength(r *http.Request, n int64) error {
 // hostCGIDir returns the real host path of the CGI directory dir. It must
 // lie inside the site root: a cgi-bin that is a symlink to / would otherwise
 // hand the host's files to every script.
-func (s *Server) hostCGIDir(dir string) (string, error) {
-	root := s.cfg.Root // absolute and resolved by New
+func (h *site) hostCGIDir(dir string) (string, error) {
+	root := h.cfg.Root // absolute and resolved by New
 	d, err := filepath.EvalSymlinks(filepath.Join(root, filepath.FromSlash(dir)))
 	if err != nil {
 		return "", fmt.Errorf("CGI directory: %w", err)
@@ -486,18 +509,16 @@ func (s *Server) hostCGIDir(dir string) (string, error) {
 	return d, nil
 }
 
-// serverAddr returns SERVER_NAME and SERVER_PORT: the Host header's name,
-// else the local address, and the port the request came in on.
-func serverAddr(r *http.Request) (string, string) {
+// serverAddr returns SERVER_NAME and SERVER_PORT: the request's canonical
+// host (see CanonicalHost; the one its site was chosen by), else the local
+// address, and the port the request came in on.
+func serverAddr(r *http.Request, host string) (string, string) {
 	var port string
 	local, _ := r.Context().Value(http.LocalAddrContextKey).(net.Addr)
 	if local != nil {
 		_, port, _ = net.SplitHostPort(local.String())
 	}
-	name := r.Host
-	if h, _, err := net.SplitHostPort(r.Host); err == nil {
-		name = h
-	}
+	name := host
 	if name == "" && local != nil {
 		name, _, _ = net.SplitHostPort(local.String())
 	}

@@ -1,6 +1,8 @@
 package gateway
 
 import (
+	"github.com/cgibox/cgibox/sandbox"
+
 	"encoding/base64"
 	"maps"
 	"net"
@@ -25,6 +27,7 @@ type envInput struct {
 	ServerSoftware    string // e.g. "cgibox/0.1"
 	ContentLength     int64  // bytes the script will get on stdin; -1 = none (GET)
 	PassAuthorization bool   // pass the Authorization header on as HTTP_AUTHORIZATION
+	HasData           bool   // the site's data directory is mounted: CGIBOX_DATA names it
 }
 
 // cgiEnv builds a script's environment (RFC 3875 §4.1) from an allowlist:
@@ -98,6 +101,11 @@ func cgiEnv(in envInput) []string {
 	set("SERVER_PORT", in.ServerPort)
 	set("SERVER_PROTOCOL", r.Proto)
 	set("SERVER_SOFTWARE", in.ServerSoftware)
+	// Not RFC 3875: where the site's writable data is (cgibox's own name,
+	// so no script mistakes it for a standard variable).
+	if in.HasData {
+		set("CGIBOX_DATA", sandbox.DataMountPoint)
+	}
 
 	// Common extras (Apache, Go's net/http/cgi).
 	uri := r.RequestURI

@@ -14,21 +14,33 @@ type inFlight struct {
 	n        int
 	draining bool
 	idle     chan struct{} // closed when draining with nothing in flight
+	// table is the sites new requests are served from.
+	table *siteTable
 }
 
 func newInFlight() *inFlight { return &inFlight{idle: make(chan struct{})} }
 
-func (f *inFlight) begin() {
-	f.mu.Lock()
-	f.n++
-	f.mu.Unlock()
-}
-
-func (f *inFlight) end() {
+// begin counts a request in and returns the sites it is served from.
+func (f *inFlight) begin() *siteTable {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	f.n++
+	f.table.users++
+	return f.table
+}
+
+// end counts a request served from t out; the last request of a table
+// SetSites replaced closes it.
+func (f *inFlight) end(t *siteTable) {
+	f.mu.Lock()
 	f.n--
 	f.closeIfIdle()
+	t.users--
+	last := t.retired && t.users == 0
+	f.mu.Unlock()
+	if last {
+		t.close()
+	}
 }
 
 func (f *inFlight) closeIfIdle() {

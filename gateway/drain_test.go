@@ -19,7 +19,7 @@ import (
 func TestDrainWaitsForStreamsAndRefusesNewScripts(t *testing.T) {
 	block := make(chan struct{})
 	run := &scriptedRunner{stdout: "Content-Type: text/plain\n\nfirst\n", block: block, result: sandbox.Result{Reason: sandbox.Exited}}
-	gw, err := New(Config{Root: testSite(t), CGI: true, Runner: run, Image: "img", AccessLog: io.Discard})
+	gw, err := New(Config{Runner: run, AccessLog: io.Discard, Sites: []Site{{Root: testSite(t), CGI: true, Image: "img"}}})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -81,8 +81,13 @@ func testSite(t *testing.T) string {
 
 func newTestServer(t *testing.T, cfg Config) (*httptest.Server, *syncWriter, *syncWriter) {
 	t.Helper()
-	if cfg.Root == "" {
-		cfg.Root = testSite(t)
+	if len(cfg.Sites) == 0 {
+		cfg.Sites = []Site{{}}
+	}
+	for i := range cfg.Sites {
+		if cfg.Sites[i].Root == "" {
+			cfg.Sites[i].Root = testSite(t)
+		}
 	}
 	access := &syncWriter{}
 	logs := &syncWriter{}
@@ -176,7 +181,7 @@ func TestCGIPythonModeOnTheWire(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			run := &scriptedRunner{stdout: tc.stdout, result: sandbox.Result{Reason: sandbox.Exited}}
-			srv, _, _ := newTestServer(t, Config{CGI: true, Runner: run, Image: "img"})
+			srv, _, _ := newTestServer(t, Config{Runner: run, Sites: []Site{{CGI: true, Image: "img"}}})
 			out, err := rawRequest(t, srv, tc.method+" /cgi-bin/s.sh HTTP/1.1\r\nHost: x\r\n\r\n")
 			if err != nil {
 				t.Fatalf("connection ended with %v; a clean script must end with a clean close", err)
@@ -206,7 +211,7 @@ func TestCGIKilledScriptResetsConnection(t *testing.T) {
 	for _, reason := range []sandbox.Reason{sandbox.Timeout, sandbox.OutOfMemory, sandbox.OutputLimit} {
 		t.Run(string(reason), func(t *testing.T) {
 			run := &scriptedRunner{stdout: "Content-Type: text/plain\n\npartial", result: sandbox.Result{Reason: reason, ExitCode: 137}}
-			srv, access, _ := newTestServer(t, Config{CGI: true, Runner: run, Image: "img"})
+			srv, access, _ := newTestServer(t, Config{Runner: run, Sites: []Site{{CGI: true, Image: "img"}}})
 			out, err := rawRequest(t, srv, "GET /cgi-bin/s.sh HTTP/1.1\r\nHost: x\r\n\r\n")
 			if !errors.Is(err, syscall.ECONNRESET) {
 				t.Errorf("connection ended with %v after %q; want a reset", err, out)
@@ -243,7 +248,7 @@ func TestCGIFailuresBeforeStart(t *testing.T) {
 	}
 	for _, tc := range cases {
 		run := &scriptedRunner{noStart: true, err: tc.err}
-		srv, access, logs := newTestServer(t, Config{CGI: true, Runner: run, Image: "img"})
+		srv, access, logs := newTestServer(t, Config{Runner: run, Sites: []Site{{CGI: true, Image: "img"}}})
 		resp, err := http.Get(srv.URL + "/cgi-bin/s.sh")
 		if err != nil {
 			t.Fatal(err)
@@ -274,7 +279,7 @@ func TestCGIConcurrencyCap(t *testing.T) {
 	block := make(chan struct{})
 	defer close(block)
 	run := &scriptedRunner{stdout: "Content-Type: text/plain\n\nx", block: block, result: sandbox.Result{Reason: sandbox.Exited}}
-	srv, _, _ := newTestServer(t, Config{CGI: true, Runner: run, Image: "img", MaxConcurrent: 1})
+	srv, _, _ := newTestServer(t, Config{Runner: run, MaxConcurrent: 1, Sites: []Site{{CGI: true, Image: "img"}}})
 	first, err := http.Get(srv.URL + "/cgi-bin/s.sh")
 	if err != nil {
 		t.Fatal(err)
@@ -298,7 +303,7 @@ func TestCGIClientGoneCancelsJob(t *testing.T) {
 	block := make(chan struct{})
 	defer close(block)
 	run := &scriptedRunner{stdout: "Content-Type: text/plain\n\nstarted\n", block: block, result: sandbox.Result{Reason: sandbox.Exited}}
-	srv, access, _ := newTestServer(t, Config{CGI: true, Runner: run, Image: "img"})
+	srv, access, _ := newTestServer(t, Config{Runner: run, Sites: []Site{{CGI: true, Image: "img"}}})
 	conn, err := net.Dial("tcp", srv.Listener.Addr().String())
 	if err != nil {
 		t.Fatal(err)
@@ -322,7 +327,7 @@ func TestCGIStderrEscapedAndCapped(t *testing.T) {
 	flood := strings.Repeat("x", stderrCap)
 	run := &scriptedRunner{stdout: "Content-Type: text/plain\n\n", stderr: "\x1b[31mred\x1b[0m\nfake\rline\n" + flood,
 		result: sandbox.Result{Reason: sandbox.Exited}}
-	srv, _, logs := newTestServer(t, Config{CGI: true, Runner: run, Image: "img"})
+	srv, _, logs := newTestServer(t, Config{Runner: run, Sites: []Site{{CGI: true, Image: "img"}}})
 	resp, err := http.Get(srv.URL + "/cgi-bin/s.sh")
 	if err != nil {
 		t.Fatal(err)
@@ -348,7 +353,7 @@ func TestCGIEnvironmentAndJob(t *testing.T) {
 	// the CGI directory by its absolute path, for the bind mount.
 	site := testSite(t)
 	t.Chdir(filepath.Dir(site))
-	srv, _, _ := newTestServer(t, Config{CGI: true, Runner: run, Image: "img", Root: filepath.Base(site)})
+	srv, _, _ := newTestServer(t, Config{Runner: run, Sites: []Site{{CGI: true, Image: "img", Root: filepath.Base(site)}}})
 	body := "a=1&b=2"
 	resp, err := http.Post(srv.URL+"/cgi-bin/s.sh/extra?q=1", "application/x-www-form-urlencoded", strings.NewReader(body))
 	if err != nil {
@@ -415,7 +420,7 @@ func TestRequestLimits(t *testing.T) {
 
 func TestRoutingSameDecisionForStaticAndCGI(t *testing.T) {
 	run := &scriptedRunner{stdout: "Content-Type: text/plain\n\nran\n", result: sandbox.Result{Reason: sandbox.Exited}}
-	srv, _, _ := newTestServer(t, Config{CGI: true, Runner: run, Image: "img"})
+	srv, _, _ := newTestServer(t, Config{Runner: run, Sites: []Site{{CGI: true, Image: "img"}}})
 	for _, target := range []string{"/cgi-bin/s.sh", "//cgi-bin/s.sh", "/cgi-bin/./s.sh", "/x/../cgi-bin/s.sh", "/cgi-bin%2fs.sh", "/cgi%2Dbin/s.sh"} {
 		out, _ := rawRequest(t, srv, "GET "+target+" HTTP/1.1\r\nHost: x\r\n\r\n")
 		if strings.Contains(out, "#!/bin/sh") {
@@ -434,7 +439,7 @@ func TestRoutingSameDecisionForStaticAndCGI(t *testing.T) {
 }
 
 func TestNoCGIForbidsCGIDirectories(t *testing.T) {
-	srv, _, _ := newTestServer(t, Config{CGI: false})
+	srv, _, _ := newTestServer(t, Config{Sites: []Site{{CGI: false}}})
 	for _, target := range []string{"/cgi-bin/s.sh", "//cgi-bin/s.sh", "/htbin/x"} {
 		out, _ := rawRequest(t, srv, "GET "+target+" HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
 		if !strings.HasPrefix(out, "HTTP/1.1 403 ") || strings.Contains(out, "#!/bin/sh") {
@@ -454,7 +459,7 @@ func TestAccessLogPythonFormat(t *testing.T) {
 }
 
 func TestHeadersAndProtocol(t *testing.T) {
-	srv, _, _ := newTestServer(t, Config{Headers: http.Header{"X-Extra": {"1"}}, Protocol: "HTTP/1.0"})
+	srv, _, _ := newTestServer(t, Config{Protocol: "HTTP/1.0", Sites: []Site{{Headers: http.Header{"X-Extra": {"1"}}}}})
 	resp, err := http.Get(srv.URL + "/index.html")
 	if err != nil {
 		t.Fatal(err)
@@ -549,7 +554,7 @@ func TestAccessLogEscapesOnTheWire(t *testing.T) {
 	for _, format := range []LogFormat{LogPython, LogJSON} {
 		for _, tt := range tests {
 			t.Run(fmt.Sprintf("%s/%q", format, tt.target), func(t *testing.T) {
-				srv, access, _ := newTestServer(t, Config{LogFormat: format})
+				srv, access, _ := newTestServer(t, Config{LogFormat: format, Sites: []Site{{}}})
 				out, _ := rawRequest(t, srv, "GET "+tt.target+" HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
 				if !strings.HasPrefix(out, "HTTP/1.1 200 ") {
 					t.Fatalf("GET %q: %.80q, want 200", tt.target, out)
@@ -578,10 +583,7 @@ func TestAccessLogEscapesOnTheWire(t *testing.T) {
 // configured value otherwise, and that NewHTTPServer applies the ones
 // net/http enforces.
 func TestTimeouts(t *testing.T) {
-	defaults := Config{
-		ReadHeaderTimeout: DefaultReadHeaderTimeout, BodyTimeout: DefaultBodyTimeout,
-		WriteTimeout: DefaultWriteTimeout, IdleTimeout: DefaultIdleTimeout,
-	}
+	defaults := Config{ReadHeaderTimeout: DefaultReadHeaderTimeout, BodyTimeout: DefaultBodyTimeout, WriteTimeout: DefaultWriteTimeout, IdleTimeout: DefaultIdleTimeout}
 	set := Config{ReadHeaderTimeout: 1 * time.Second, BodyTimeout: 2 * time.Second, WriteTimeout: 3 * time.Second, IdleTimeout: 4 * time.Second}
 	tests := []struct {
 		name     string
@@ -592,7 +594,7 @@ func TestTimeouts(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			tt.in.Root = testSite(t)
+			tt.in.Sites = []Site{{Root: testSite(t)}}
 			gw, err := New(tt.in)
 			if err != nil {
 				t.Fatal(err)
@@ -623,8 +625,8 @@ func TestConnectionTimeoutsOnTheWire(t *testing.T) {
 		send string
 		want string // what the server writes before hanging up
 	}{
-		{"slow headers", Config{ReadHeaderTimeout: timeout}, "GET /index.html HTTP/1.1\r\nHost: x\r\nX-Slow: a", ""},
-		{"idle keep-alive", Config{IdleTimeout: timeout}, "GET /index.html HTTP/1.1\r\nHost: x\r\n\r\n", "home\n"},
+		{"slow headers", Config{ReadHeaderTimeout: timeout, Sites: []Site{{}}}, "GET /index.html HTTP/1.1\r\nHost: x\r\nX-Slow: a", ""},
+		{"idle keep-alive", Config{IdleTimeout: timeout, Sites: []Site{{}}}, "GET /index.html HTTP/1.1\r\nHost: x\r\n\r\n", "home\n"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -35,7 +35,7 @@ func TestGoldenResponses(t *testing.T) {
 					run := &scriptedRunner{stdout: string(stdout), result: sandbox.Result{Reason: sandbox.Exited}}
 					site := testSite(t)
 					os.WriteFile(filepath.Join(site, "cgi-bin", "nph-s.sh"), []byte("#!/bin/sh\n"), 0o755)
-					srv, _, _ := newTestServer(t, Config{Root: site, CGI: true, Runner: run, Image: "img", Mode: mode, NPH: true})
+					srv, _, _ := newTestServer(t, Config{Runner: run, Sites: []Site{{Root: site, CGI: true, Image: "img", Mode: mode, NPH: true}}})
 					script := "/cgi-bin/s.sh"
 					if strings.HasPrefix(name, "nph-") {
 						script = "/cgi-bin/nph-s.sh"

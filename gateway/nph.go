@@ -27,28 +27,28 @@ func isNPH(scriptName string) bool {
 // the connection is taken over and closed afterwards, so whatever framing
 // the script chose cannot reach a following request. Operators enable this
 // with --nph; without it nph- scripts are answered like any other.
-func (s *Server) streamNPH(ctx context.Context, w http.ResponseWriter, r *http.Request,
+func (h *site) streamNPH(ctx context.Context, w http.ResponseWriter, r *http.Request,
 	stdout *io.PipeReader, cancel context.CancelCauseFunc, wait func() jobOutcome) {
 	defer stdout.Close()
 	br := bufio.NewReaderSize(stdout, 8<<10)
-	timer := s.headerTimer(stdout, cancel)
+	timer := h.headerTimer(stdout, cancel)
 	line, err := br.ReadSlice('\n')
 	timer.Stop()
 	if err != nil || !statusLineRE.Match(line) {
 		abandon(stdout, cancel, errHeaders)
 		o := wait()
-		s.setOutcome(w, o, false)
-		s.log.WarnContext(ctx, "NPH script sent no valid status line", "request_id", requestID(w),
+		h.setOutcome(w, o, false)
+		h.log.WarnContext(ctx, "NPH script sent no valid status line", "request_id", requestID(w),
 			"line", escapeLog(string(line)), "err", err)
-		s.fail(w, r, http.StatusBadGateway, "The CGI script sent an invalid response")
+		h.fail(w, r, http.StatusBadGateway, "The CGI script sent an invalid response")
 		return
 	}
 	conn, _, err := http.NewResponseController(w).Hijack()
 	if err != nil {
 		cancel(fmt.Errorf("hijack: %w", err))
-		s.setOutcome(w, wait(), true)
-		s.log.WarnContext(ctx, "NPH needs HTTP/1.x", "request_id", requestID(w), "err", err)
-		s.fail(w, r, http.StatusHTTPVersionNotSupported, "NPH scripts need HTTP/1.x")
+		h.setOutcome(w, wait(), true)
+		h.log.WarnContext(ctx, "NPH needs HTTP/1.x", "request_id", requestID(w), "err", err)
+		h.fail(w, r, http.StatusHTTPVersionNotSupported, "NPH scripts need HTTP/1.x")
 		return
 	}
 	defer conn.Close()
@@ -59,7 +59,7 @@ func (s *Server) streamNPH(ctx context.Context, w http.ResponseWriter, r *http.R
 	if sw, ok := w.(*statusWriter); ok {
 		sw.status = statusOf(line)
 	}
-	out := &deadlineWriter{conn: conn, timeout: s.cfg.WriteTimeout}
+	out := &deadlineWriter{conn: conn, timeout: h.srv.cfg.WriteTimeout}
 	_, err = out.Write(line)
 	if err == nil {
 		_, err = io.Copy(out, br)
@@ -72,7 +72,7 @@ func (s *Server) streamNPH(ctx context.Context, w http.ResponseWriter, r *http.R
 	if aborted {
 		resetOnClose(conn)
 	}
-	s.setOutcome(w, o, aborted)
+	h.setOutcome(w, o, aborted)
 }
 
 // statusOf returns the code of a valid status line.

@@ -137,14 +137,14 @@ func parseStatus(v string) (int, error) {
 // respondParsed answers from the script's parsed header block through w, so
 // that net/http frames the body (keep-alive, chunked, HTTP/2). It returns a
 // local redirect target, if the script asked for one.
-func (s *Server) respondParsed(ctx context.Context, w http.ResponseWriter, r *http.Request,
+func (h *site) respondParsed(ctx context.Context, w http.ResponseWriter, r *http.Request,
 	stdout *io.PipeReader, cancel context.CancelCauseFunc, wait func() jobOutcome, strict bool) (redirect string) {
 	defer stdout.Close()
-	log := s.log.With("request_id", requestID(w))
+	log := h.log.With("request_id", requestID(w))
 
 	// The header block is bounded in size by readHeaderBlock and in time
 	// here: a script that never ends it is stopped.
-	timer := s.headerTimer(stdout, cancel)
+	timer := h.headerTimer(stdout, cancel)
 	br := bufio.NewReaderSize(stdout, 16<<10)
 	hdr, rejected, herr := readHeaderBlock(br, headerLimits{})
 	timer.Stop()
@@ -165,30 +165,30 @@ func (s *Server) respondParsed(ctx context.Context, w http.ResponseWriter, r *ht
 	if err != nil {
 		abandon(stdout, cancel, fmt.Errorf("%w: %w", errHeaders, err))
 		o := wait()
-		s.setOutcome(w, o, false)
+		h.setOutcome(w, o, false)
 		code := http.StatusBadGateway
 		if o.res.Reason == sandbox.Timeout || errors.Is(err, errHeaderTimeout) {
 			code = http.StatusGatewayTimeout
 		}
 		log.WarnContext(ctx, "script response unusable", "err", err, "end", o.res.Reason, "exit_code", o.res.ExitCode)
-		s.fail(w, r, code, "The CGI script sent an invalid response")
+		h.fail(w, r, code, "The CGI script sent an invalid response")
 		return ""
 	}
 	if p.location != "" {
 		// The body of a local redirect response is not used.
 		io.Copy(io.Discard, br)
-		s.setOutcome(w, wait(), false)
+		h.setOutcome(w, wait(), false)
 		return p.location
 	}
 
-	h := w.Header()
+	out := w.Header()
 	for k, vs := range p.header {
-		h[k] = vs
+		out[k] = vs
 	}
-	h.Set("X-Request-Id", requestID(w))
+	out.Set("X-Request-Id", requestID(w))
 	chunked := r.ProtoAtLeast(1, 1) && r.Method != http.MethodHead
 	if chunked {
-		h.Set("Trailer", trailerExit+", "+trailerEnd)
+		out.Set("Trailer", trailerExit+", "+trailerEnd)
 	}
 	w.WriteHeader(p.status)
 	rc := http.NewResponseController(w)
@@ -201,7 +201,7 @@ func (s *Server) respondParsed(ctx context.Context, w http.ResponseWriter, r *ht
 	for {
 		n, rerr := br.Read(buf)
 		if n > 0 {
-			rc.SetWriteDeadline(time.Now().Add(s.cfg.WriteTimeout))
+			rc.SetWriteDeadline(time.Now().Add(h.srv.cfg.WriteTimeout))
 			if _, werr := sink.Write(buf[:n]); werr != nil {
 				abandon(stdout, cancel, errClientGone)
 				streamErr = errClientGone
@@ -221,15 +221,15 @@ func (s *Server) respondParsed(ctx context.Context, w http.ResponseWriter, r *ht
 	}
 	o := wait()
 	failed := streamErr != nil || o.err != nil || o.res.Reason != sandbox.Exited
-	s.setOutcome(w, o, failed)
+	h.setOutcome(w, o, failed)
 	if failed {
 		// Never let a cut response end like a complete one: no final
 		// chunk, the connection (or HTTP/2 stream) is reset.
 		panic(http.ErrAbortHandler)
 	}
 	if chunked {
-		h.Set(trailerExit, strconv.Itoa(o.res.ExitCode))
-		h.Set(trailerEnd, string(o.res.Reason))
+		out.Set(trailerExit, strconv.Itoa(o.res.ExitCode))
+		out.Set(trailerEnd, string(o.res.Reason))
 	}
 	return ""
 }
@@ -243,12 +243,12 @@ func abandon(stdout *io.PipeReader, cancel context.CancelCauseFunc, why error) {
 
 // headerTimer abandons the job if its header block is not read within
 // HeaderTimeout; the caller stops it once it is.
-func (s *Server) headerTimer(stdout *io.PipeReader, cancel context.CancelCauseFunc) *time.Timer {
-	return time.AfterFunc(s.cfg.HeaderTimeout, func() { abandon(stdout, cancel, errHeaderTimeout) })
+func (h *site) headerTimer(stdout *io.PipeReader, cancel context.CancelCauseFunc) *time.Timer {
+	return time.AfterFunc(h.srv.cfg.HeaderTimeout, func() { abandon(stdout, cancel, errHeaderTimeout) })
 }
 
 // setOutcome records how the job ended for the access log.
-func (s *Server) setOutcome(w http.ResponseWriter, o jobOutcome, aborted bool) {
+func (h *site) setOutcome(w http.ResponseWriter, o jobOutcome, aborted bool) {
 	sw, ok := w.(*statusWriter)
 	if !ok || sw.cgi == nil {
 		return
@@ -263,16 +263,16 @@ type redirectHopsKey struct{}
 
 // localRedirect serves target as a GET in the same site (RFC 3875 §6.2.2),
 // at most maxLocalRedirects times for one client request.
-func (s *Server) localRedirect(w http.ResponseWriter, r *http.Request, target string) {
+func (h *site) localRedirect(w http.ResponseWriter, r *http.Request, target string) {
 	hops, _ := r.Context().Value(redirectHopsKey{}).(int)
 	if hops >= maxLocalRedirects {
-		s.log.WarnContext(r.Context(), "too many local redirects", "request_id", requestID(w), "target", escapeLog(target))
-		s.fail(w, r, http.StatusBadGateway, "The CGI script redirected too often")
+		h.log.WarnContext(r.Context(), "too many local redirects", "request_id", requestID(w), "target", escapeLog(target))
+		h.fail(w, r, http.StatusBadGateway, "The CGI script redirected too often")
 		return
 	}
 	u, err := url.Parse(target)
 	if err != nil {
-		s.fail(w, r, http.StatusBadGateway, "The CGI script sent an invalid response")
+		h.fail(w, r, http.StatusBadGateway, "The CGI script sent an invalid response")
 		return
 	}
 	r2 := r.Clone(context.WithValue(r.Context(), redirectHopsKey{}, hops+1))
@@ -285,5 +285,5 @@ func (s *Server) localRedirect(w http.ResponseWriter, r *http.Request, target st
 	if sw, ok := w.(*statusWriter); ok {
 		sw.cgi = nil
 	}
-	s.dispatch(w, r2)
+	h.dispatch(w, r2)
 }

@@ -17,7 +17,7 @@ import (
 func TestRFC3875KeepAliveAndTrailers(t *testing.T) {
 	run := &scriptedRunner{stdout: "Status: 404 Not Found\nContent-Type: text/plain\n\nmissing\n",
 		result: sandbox.Result{Reason: sandbox.Exited, ExitCode: 3}}
-	srv, access, _ := newTestServer(t, Config{CGI: true, Runner: run, Image: "img", Mode: ModeRFC3875})
+	srv, access, _ := newTestServer(t, Config{Runner: run, Sites: []Site{{CGI: true, Image: "img", Mode: ModeRFC3875}}})
 	client := srv.Client()
 	for i := range 2 {
 		resp, err := client.Get(srv.URL + "/cgi-bin/s.sh")
@@ -44,7 +44,7 @@ func TestRFC3875KeepAliveAndTrailers(t *testing.T) {
 
 func TestRFC3875AbortAfterHeaders(t *testing.T) {
 	run := &scriptedRunner{stdout: "Content-Type: text/plain\n\npartial", result: sandbox.Result{Reason: sandbox.OutOfMemory, ExitCode: 137}}
-	srv, access, _ := newTestServer(t, Config{CGI: true, Runner: run, Image: "img", Mode: ModeRFC3875})
+	srv, access, _ := newTestServer(t, Config{Runner: run, Sites: []Site{{CGI: true, Image: "img", Mode: ModeRFC3875}}})
 	resp, err := srv.Client().Get(srv.URL + "/cgi-bin/s.sh")
 	if err != nil {
 		t.Fatal(err)
@@ -63,7 +63,7 @@ func TestRFC3875HeaderTimeout(t *testing.T) {
 	block := make(chan struct{})
 	defer close(block)
 	run := &scriptedRunner{stdout: "Content-Type: text/plain\n", block: block}
-	srv, _, _ := newTestServer(t, Config{CGI: true, Runner: run, Image: "img", Mode: ModeRFC3875, HeaderTimeout: 200 * time.Millisecond})
+	srv, _, _ := newTestServer(t, Config{Runner: run, HeaderTimeout: 200 * time.Millisecond, Sites: []Site{{CGI: true, Image: "img", Mode: ModeRFC3875}}})
 	resp, err := srv.Client().Get(srv.URL + "/cgi-bin/s.sh")
 	if err != nil {
 		t.Fatal(err)
@@ -78,7 +78,7 @@ func TestChunkedRequestBody(t *testing.T) {
 	run := &scriptedRunner{stdout: "Content-Type: text/plain\n\n", result: sandbox.Result{Reason: sandbox.Exited}}
 	stdin := &bytes.Buffer{}
 	run.onStdin = stdin
-	srv, _, _ := newTestServer(t, Config{CGI: true, Runner: run, Image: "img", MaxBody: 3 << 20})
+	srv, _, _ := newTestServer(t, Config{Runner: run, Sites: []Site{{CGI: true, Image: "img", MaxBody: 3 << 20}}})
 	payload := bytes.Repeat([]byte("0123456789abcdef"), 1<<16+7) // over memBody: spooled
 	cases := []struct {
 		name    string
@@ -140,7 +140,7 @@ func chunk(b []byte) string {
 // be taken over: headers parsed, a fixed 200.
 func TestPythonModeOverHTTP2(t *testing.T) {
 	run := &scriptedRunner{stdout: "Status: 404 Not Found\nContent-Type: text/plain\nContent-Length: 1\n\nbody\n", result: sandbox.Result{Reason: sandbox.Exited}}
-	gw, err := New(Config{Root: testSite(t), CGI: true, Runner: run, Image: "img"})
+	gw, err := New(Config{Runner: run, Sites: []Site{{Root: testSite(t), CGI: true, Image: "img"}}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -169,7 +169,7 @@ func TestNPHOnlyWhenEnabled(t *testing.T) {
 		run := &scriptedRunner{stdout: "HTTP/1.1 201 Created\r\nX-Raw: 1\r\n\r\nraw", result: sandbox.Result{Reason: sandbox.Exited}}
 		site := testSite(t)
 		writeExec(t, site, "cgi-bin/nph-s.sh")
-		srv, _, _ := newTestServer(t, Config{Root: site, CGI: true, Runner: run, Image: "img", NPH: enabled})
+		srv, _, _ := newTestServer(t, Config{Runner: run, Sites: []Site{{Root: site, CGI: true, Image: "img", NPH: enabled}}})
 		out, _ := rawRequest(t, srv, "GET /cgi-bin/nph-s.sh HTTP/1.1\r\nHost: x\r\n\r\n")
 		raw := strings.HasPrefix(out, "HTTP/1.1 201 Created\r\nX-Raw: 1\r\n\r\nraw")
 		if raw != enabled {

@@ -9,14 +9,12 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
 	"os"
 	"path"
-	"path/filepath"
 	"strings"
 	"time"
 
@@ -45,59 +43,40 @@ const (
 	DefaultIdleTimeout       = 60 * time.Second // a keep-alive connection between requests
 )
 
-// Config is the handler's configuration. Zero values take the defaults named
-// on each field.
+// Config is the server's configuration: what holds for every site. Zero
+// values take the defaults named on each field.
 type Config struct {
-	// Root is the directory served (the site root).
-	Root string
-	// CGI runs scripts under CGIDirs. When false, those directories answer
-	// 403: a script's source is never served as a file.
-	CGI bool
-	// CGIDirs are the URL directories holding scripts; default /cgi-bin
-	// and /htbin, like Python.
-	CGIDirs []string
-	// Dotfiles serves and lists names starting with a dot.
-	Dotfiles bool
+	// Sites are the sites served; at least one. A request goes to the site
+	// whose Hosts name its host, else to the Default site, else 421.
+	Sites []Site
 	// Protocol is "HTTP/1.1" (default) or "HTTP/1.0"; with HTTP/1.0 every
 	// response closes the connection, as Python's server does.
 	Protocol string
-	// Headers are added to every response (--header).
-	Headers http.Header
 	// ServerSoftware is the Server header and SERVER_SOFTWARE.
 	ServerSoftware string
 
-	// Runner runs CGI jobs; required when CGI is true.
+	// Runner runs CGI jobs; required when a site runs CGI.
 	Runner Runner
-	// Image is the default image: scripts without a #! line run in it.
-	Image string
 	// Images maps the names of cgibox's images (busybox, perl, python) to
 	// their containerd references. When set, a script's #! line chooses
-	// among them (see chooseImage); when nil, every script runs in Image.
-	// An interpreter no image provides is a 500, unless Image is not one
-	// of Images (a custom image), which then runs it.
+	// among them (see chooseImage); when nil, every script runs in its
+	// site's Image. An interpreter no image provides is a 500, unless the
+	// site's Image is not one of Images (a custom image), which then runs
+	// it.
 	Images map[string]string
-	// Limits apply to every job; zero fields take the Runner's defaults.
-	Limits sandbox.Limits
-	// MountRoot is where the site appears inside a container: a CGI
+	// MountRoot is where a site appears inside a container: a CGI
 	// directory /cgi-bin is mounted at MountRoot+"/cgi-bin". Default /www.
 	MountRoot string
-	// Mode is how script output becomes a response; default ModePython.
-	Mode CGIMode
-	// NPH lets scripts named nph-* write their own status line and headers,
-	// passed to the client unparsed (RFC 3875 §5).
-	NPH bool
 	// HeaderTimeout bounds the wait for a script's header block where the
 	// gateway reads it before answering (rfc3875 mode, NPH); default 30s.
 	HeaderTimeout time.Duration
-	// PassAuthorization passes the Authorization header to scripts as
-	// HTTP_AUTHORIZATION (off by default, like Apache).
-	PassAuthorization bool
 
-	MaxURI        int   // default DefaultMaxURI
-	MaxHeaderSize int   // default DefaultMaxHeaderSize
-	MaxHeaders    int   // default DefaultMaxHeaders
-	MaxBody       int64 // default DefaultMaxBody
-	MaxConcurrent int   // default DefaultMaxConcurrent
+	MaxURI        int // default DefaultMaxURI
+	MaxHeaderSize int // default DefaultMaxHeaderSize
+	MaxHeaders    int // default DefaultMaxHeaders
+	// MaxConcurrent is the CGI requests running at once, all sites
+	// together; default DefaultMaxConcurrent.
+	MaxConcurrent int
 	// ReadHeaderTimeout bounds reading a request's line and headers (a
 	// slowloris client); default DefaultReadHeaderTimeout. NewHTTPServer
 	// applies it.
@@ -121,31 +100,84 @@ type Config struct {
 	LogFormat LogFormat
 }
 
+// Site is one site's configuration. Zero values take the defaults named on
+// each field.
+type Site struct {
+	// Name names the site in logs, labels and error pages; default
+	// "default".
+	Name string
+	// Hosts are the host names the site answers (lower case, no port);
+	// "*.example.org" answers every name below example.org. A name beats
+	// a wildcard.
+	Hosts []string
+	// Default makes the site answer every host no site names. A lone site
+	// without Hosts is the default.
+	Default bool
+
+	// Root is the directory served (the site root).
+	Root string
+	// CGI runs scripts under CGIDirs. When false, those directories answer
+	// 403: a script's source is never served as a file.
+	CGI bool
+	// CGIDirs are the URL directories holding scripts; default /cgi-bin
+	// and /htbin, like Python.
+	CGIDirs []string
+	// Dotfiles serves and lists names starting with a dot.
+	Dotfiles bool
+	// NoListing answers a directory without an index file 403.
+	NoListing bool
+	// Index are the names served for a directory (default index.html,
+	// index.htm).
+	Index []string
+	// Headers are added to every response of the site (--header).
+	Headers http.Header
+
+	// Image is the default image: scripts without a #! line run in it.
+	Image string
+	// Limits apply to every job; zero fields take the Runner's defaults.
+	Limits sandbox.Limits
+	// Mode is how script output becomes a response; default ModePython.
+	Mode CGIMode
+	// NPH lets scripts named nph-* write their own status line and headers,
+	// passed to the client unparsed (RFC 3875 §5).
+	NPH bool
+	// PassAuthorization passes the Authorization header to scripts as
+	// HTTP_AUTHORIZATION (off by default, like Apache).
+	PassAuthorization bool
+	// MaxBody is the largest request body passed to a script; default
+	// DefaultMaxBody.
+	MaxBody int64
+	// Concurrent is the site's CGI requests at once; more answer 429. Zero:
+	// no cap but the server's MaxConcurrent.
+	Concurrent int
+	// Rate is the site's CGI requests per second, with a burst of as many;
+	// more answer 429. Zero: no rate limit.
+	Rate float64
+
+	// DataDir is the host directory mounted read-write at
+	// sandbox.DataMountPoint in the site's containers; "" for none.
+	DataDir string
+	// Users, when not nil, runs the site's scripts in a user namespace
+	// mapped to these host ids.
+	Users *sandbox.UserRange
+}
+
 // Server is the gateway's http.Handler.
 type Server struct {
 	cfg    Config
-	root   *os.Root
-	static *static.Handler
-	router *httprouter.Router
 	log    *slog.Logger
 	access *accessLog
 	slots  chan struct{} // CGI concurrency: one token per running script
-	// inFlight counts the requests being handled, for a graceful stop.
+	// inFlight counts the requests being handled, for a graceful stop,
+	// and holds the sites they are served from.
 	inFlight *inFlight
+	// quotas are the sites' quotas by name; they outlive a reload, so a
+	// site's running scripts still count against it.
+	quotas quotas
 }
 
-// New checks cfg and opens the site root.
+// New checks cfg and opens the sites' roots.
 func New(cfg Config) (*Server, error) {
-	if cfg.CGIDirs == nil {
-		cfg.CGIDirs = []string{"/cgi-bin", "/htbin"}
-	}
-	for i, d := range cfg.CGIDirs {
-		c := path.Clean("/" + d)
-		if c == "/" || strings.Count(c, "/") != 1 {
-			return nil, fmt.Errorf("CGI directory %q: must be one directory below the root, like /cgi-bin", d)
-		}
-		cfg.CGIDirs[i] = c
-	}
 	switch cfg.Protocol {
 	case "":
 		cfg.Protocol = "HTTP/1.1"
@@ -153,69 +185,48 @@ func New(cfg Config) (*Server, error) {
 	default:
 		return nil, fmt.Errorf("protocol %q: want HTTP/1.0 or HTTP/1.1", cfg.Protocol)
 	}
-	if cfg.CGI && cfg.Runner == nil {
-		return nil, errors.New("CGI is on but no runner was given")
-	}
 	setDefault(&cfg.ServerSoftware, "cgibox")
 	setDefault(&cfg.MountRoot, "/www")
 	setDefault(&cfg.SpoolDir, os.TempDir())
 	setDefault(&cfg.MaxURI, DefaultMaxURI)
 	setDefault(&cfg.MaxHeaderSize, DefaultMaxHeaderSize)
 	setDefault(&cfg.MaxHeaders, DefaultMaxHeaders)
-	setDefault(&cfg.MaxBody, DefaultMaxBody)
 	setDefault(&cfg.MaxConcurrent, DefaultMaxConcurrent)
 	setDefault(&cfg.ReadHeaderTimeout, DefaultReadHeaderTimeout)
 	setDefault(&cfg.BodyTimeout, DefaultBodyTimeout)
 	setDefault(&cfg.WriteTimeout, DefaultWriteTimeout)
 	setDefault(&cfg.IdleTimeout, DefaultIdleTimeout)
 	setDefault(&cfg.HeaderTimeout, 30*time.Second)
-	switch cfg.Mode {
-	case "":
-		cfg.Mode = ModePython
-	case ModePython, ModeRFC3875:
-	default:
-		return nil, fmt.Errorf("CGI mode %q: want python or rfc3875", cfg.Mode)
-	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
 	if cfg.LogFormat == "" {
 		cfg.LogFormat = LogPython
 	}
-
-	// Absolute and free of symlinks: the CGI directories below it are
-	// bind-mounted by path, and whatever the working directory is then.
-	abs, err := filepath.Abs(cfg.Root)
-	if err == nil {
-		abs, err = filepath.EvalSymlinks(abs)
-	}
-	if err != nil {
-		return nil, fmt.Errorf("site root: %w", err)
-	}
-	cfg.Root = abs
-	root, err := os.OpenRoot(cfg.Root)
-	if err != nil {
-		return nil, fmt.Errorf("site root: %w", err)
-	}
 	s := &Server{
-		cfg:    cfg,
-		root:   root,
-		static: &static.Handler{Root: root, Dotfiles: cfg.Dotfiles, CGIDirs: cfg.CGIDirs},
-		log:    cfg.Logger,
-		access: newAccessLog(cfg.LogFormat, cfg.AccessLog),
-		slots:  make(chan struct{}, cfg.MaxConcurrent),
-
+		cfg:      cfg,
+		log:      cfg.Logger,
+		access:   newAccessLog(cfg.LogFormat, cfg.AccessLog),
+		slots:    make(chan struct{}, cfg.MaxConcurrent),
 		inFlight: newInFlight(),
+		quotas:   quotas{byName: map[string]*quota{}},
 	}
-	s.router = s.routes()
+	t, err := s.newTable(cfg.Sites)
+	if err != nil {
+		return nil, err
+	}
+	s.inFlight.table = t
 	return s, nil
 }
 
-// Close writes the access log's last batch and releases the site root.
+// Close writes the access log's last batch and releases the sites' roots.
 // Requests that end after it are logged without batching.
 func (s *Server) Close() error {
 	s.access.close()
-	return s.root.Close()
+	s.inFlight.mu.Lock()
+	t := s.inFlight.table
+	s.inFlight.mu.Unlock()
+	return t.close()
 }
 
 func setDefault[T comparable](v *T, def T) {
@@ -232,10 +243,10 @@ var cgiMethods = []string{
 	http.MethodPatch, http.MethodDelete, http.MethodOptions,
 }
 
-// routes registers every CGI directory with the router; everything else,
-// static files included, reaches dispatch through NotFound (a catch-all
-// route at the root would conflict with the CGI routes).
-func (s *Server) routes() *httprouter.Router {
+// routes registers the site's CGI directories with its own router;
+// everything else, static files included, reaches dispatch through NotFound
+// (a catch-all route at the root would conflict with the CGI routes).
+func (h *site) routes() *httprouter.Router {
 	r := httprouter.New()
 	// The gateway cleans paths itself and decides static or CGI on the
 	// cleaned path; the router must not redirect on its own.
@@ -243,26 +254,27 @@ func (s *Server) routes() *httprouter.Router {
 	r.RedirectFixedPath = false
 	r.HandleMethodNotAllowed = false
 	r.HandleOPTIONS = false
-	r.NotFound = http.HandlerFunc(s.dispatch)
-	for _, dir := range s.cfg.CGIDirs {
+	r.NotFound = http.HandlerFunc(h.dispatch)
+	for _, dir := range h.cfg.CGIDirs {
 		for _, m := range cgiMethods {
-			r.Handler(m, dir+"/*path", http.HandlerFunc(s.dispatch))
+			r.Handler(m, dir+"/*path", http.HandlerFunc(h.dispatch))
 		}
 	}
 	r.PanicHandler = func(w http.ResponseWriter, r *http.Request, v any) {
 		if v == http.ErrAbortHandler {
 			panic(v) // a response cut on purpose: net/http resets it
 		}
-		s.log.ErrorContext(r.Context(), "panic in handler", "panic", v, "request_id", requestID(w))
-		s.fail(w, r, http.StatusInternalServerError, "Internal server error")
+		h.log.ErrorContext(r.Context(), "panic in handler", "panic", v, "request_id", requestID(w))
+		h.fail(w, r, http.StatusInternalServerError, "Internal server error")
 	}
 	return r
 }
 
-// ServeHTTP guards the request, then routes it.
+// ServeHTTP guards the request, finds its site, then routes it in the
+// site's router.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	s.inFlight.begin()
-	defer s.inFlight.end()
+	t := s.inFlight.begin()
+	defer s.inFlight.end(t)
 	start := time.Now()
 	rw := &statusWriter{ResponseWriter: w, id: newRequestID()}
 	e := entry{
@@ -271,14 +283,14 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	defer func() {
 		e.Status, e.Bytes, e.Duration = rw.status, rw.bytes, time.Since(start)
+		if rw.site != nil {
+			e.Site = rw.site.logName
+		}
 		if rw.cgi != nil {
 			e.Script, e.CGI = rw.cgi.script, &rw.cgi.outcome
 		}
 		s.access.log(r.Context(), e)
 	}()
-	for k, v := range s.cfg.Headers {
-		rw.Header()[k] = v
-	}
 	rw.Header().Set("Server", s.cfg.ServerSoftware)
 	// With HTTP/1.0 every response closes, as with Python. So does the
 	// response to a request with a chunked body: net/http lets
@@ -294,7 +306,24 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.fail(rw, r, code, msg)
 		return
 	}
-	s.router.ServeHTTP(rw, r)
+	// net/http has already refused a second Host header, and made r.Host
+	// the authority of an absolute-form target (RFC 9112 §3.2.2).
+	host, err := CanonicalHost(r.Host)
+	if err != nil {
+		rw.Header().Set("Connection", "close")
+		s.fail(rw, r, http.StatusBadRequest, "Bad Host header")
+		return
+	}
+	h := t.lookup(host)
+	if h == nil {
+		s.fail(rw, r, http.StatusMisdirectedRequest, "No site is served at this host name")
+		return
+	}
+	rw.site, rw.host = h, host
+	for k, v := range h.cfg.Headers {
+		rw.Header()[k] = v
+	}
+	h.router.ServeHTTP(rw, r)
 }
 
 // check applies the request-level limits that come before any routing.
@@ -327,33 +356,33 @@ func (s *Server) check(r *http.Request) (int, string) {
 // dispatch decides static or CGI on the cleaned, decoded path, so that
 // //cgi-bin/s, /cgi-bin/./s, /x/../cgi-bin/s and %2f tricks all reach the
 // same decision as /cgi-bin/s (SECURITY.md cases 3 and 5).
-func (s *Server) dispatch(w http.ResponseWriter, r *http.Request) {
+func (h *site) dispatch(w http.ResponseWriter, r *http.Request) {
 	clean := cleanPath(r.URL.Path)
-	if dir := s.cgiDir(clean); dir != "" && clean != dir {
-		if !s.cfg.CGI {
-			s.fail(w, r, http.StatusForbidden, "CGI is disabled")
+	if dir := h.cgiDir(clean); dir != "" && clean != dir {
+		if !h.cfg.CGI {
+			h.fail(w, r, http.StatusForbidden, "CGI is disabled")
 			return
 		}
-		if s.Draining() {
+		if h.srv.Draining() {
 			// A script started now would be cut by the stop.
 			w.Header().Set("Retry-After", "5")
 			w.Header().Set("Connection", "close")
-			s.fail(w, r, http.StatusServiceUnavailable, "Server is shutting down, try again")
+			h.fail(w, r, http.StatusServiceUnavailable, "Server is shutting down, try again")
 			return
 		}
 		// A local redirect is served once the script's concurrency slot
 		// is free again.
-		if target := s.serveCGI(w, r, dir, clean); target != "" {
-			s.localRedirect(w, r, target)
+		if target := h.serveCGI(w, r, dir, clean); target != "" {
+			h.localRedirect(w, r, target)
 		}
 		return
 	}
-	s.static.ServeHTTP(w, r)
+	h.static.ServeHTTP(w, r)
 }
 
 // cgiDir returns the CGI directory that clean lies in, or "".
-func (s *Server) cgiDir(clean string) string {
-	for _, d := range s.cfg.CGIDirs {
+func (h *site) cgiDir(clean string) string {
+	for _, d := range h.cfg.CGIDirs {
 		if clean == d || strings.HasPrefix(clean, d+"/") {
 			return d
 		}
@@ -376,11 +405,19 @@ func cleanPath(p string) string {
 	return c
 }
 
-// fail answers with a fixed public message and the request id.
+// fail answers with a fixed public message and the request id, before a
+// site is known.
 func (s *Server) fail(w http.ResponseWriter, r *http.Request, code int, msg string) {
 	id := requestID(w)
 	w.Header().Set("X-Request-Id", id)
-	static.WriteError(w, r, code, msg, id)
+	static.WriteErrorRef(w, r, code, msg, static.Ref{RequestID: id})
+}
+
+// fail answers with a fixed public message, the request id and the site.
+func (h *site) fail(w http.ResponseWriter, r *http.Request, code int, msg string) {
+	id := requestID(w)
+	w.Header().Set("X-Request-Id", id)
+	static.WriteErrorRef(w, r, code, msg, static.Ref{RequestID: id, Site: h.cfg.Name})
 }
 
 // NewHTTPServer returns the http.Server cgibox runs s in: s's timeouts on
@@ -419,6 +456,8 @@ type statusWriter struct {
 	id     string
 	status int
 	bytes  int64
+	site   *site  // nil until the host is resolved
+	host   string // the canonical host (SERVER_NAME)
 	cgi    *cgiLog
 }
 

@@ -4,6 +4,8 @@
 //	cgibox [serve] [port] [-b ADDRESS] [-d DIRECTORY] [-p VERSION] [--cgi] ...
 //	cgibox image build|import|ls|rm ...
 //	cgibox gc
+//	cgibox config check FILE
+//	cgibox inspect URL [--config FILE] [-X METHOD] [-H 'Name: value']
 //	cgibox doctor
 //	cgibox version
 package main
@@ -34,6 +36,9 @@ func main() {
 	err := run(ctx, now, os.Args[1:], os.Stdout, os.Stderr)
 	switch {
 	case errors.Is(err, flag.ErrHelp):
+	case errors.As(err, new(usageError)):
+		fmt.Fprintf(os.Stderr, "cgibox: %v\n", err)
+		os.Exit(2) // argparse's status for a usage error
 	case err != nil:
 		fmt.Fprintf(os.Stderr, "cgibox: %v\n", err)
 		os.Exit(1)
@@ -67,7 +72,7 @@ func run(ctx context.Context, now <-chan struct{}, args []string, stdout, stderr
 	cmd, rest := "serve", args
 	if len(args) > 0 {
 		switch args[0] {
-		case "serve", "image", "gc", "doctor", "version":
+		case "serve", "image", "gc", "doctor", "version", "config", "inspect":
 			cmd, rest = args[0], args[1:]
 		}
 	}
@@ -78,6 +83,10 @@ func run(ctx context.Context, now <-chan struct{}, args []string, stdout, stderr
 		return gcCmd(ctx, rest, stdout, stderr)
 	case "doctor":
 		return doctorCmd(ctx, rest, stdout, stderr)
+	case "config":
+		return configCmd(ctx, rest, stdout, stderr)
+	case "inspect":
+		return inspectCmd(ctx, rest, stdout, stderr)
 	case "version":
 		fmt.Fprintf(stdout, "cgibox %s (%s, %s/%s)\n", version(), runtime.Version(), runtime.GOOS, runtime.GOARCH)
 		return nil

@@ -13,12 +13,16 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"os/signal"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
+	"github.com/cgibox/cgibox/config"
 	"github.com/cgibox/cgibox/gateway"
 	"github.com/cgibox/cgibox/images"
 	"github.com/cgibox/cgibox/sandbox"
@@ -67,6 +71,11 @@ type serveOptions struct {
 
 	logFormat string
 	logLevel  slog.Level
+
+	// configFile is --config; set names the flags given (by their long
+	// names), which override the file.
+	configFile string
+	set        map[string]bool
 }
 
 func parseServe(args []string, stderr io.Writer) (*serveOptions, error) {
@@ -76,12 +85,14 @@ func parseServe(args []string, stderr io.Writer) (*serveOptions, error) {
 	cwd, _ := os.Getwd()
 	var cgi bool
 	var headers, cgiDirs stringList
-	timeout, drainTimeout := positiveDuration(30*time.Second), positiveDuration(30*time.Second)
-	memory, maxOutput, maxBody := byteSize(128<<20), byteSize(64<<20), byteSize(gateway.DefaultMaxBody)
-	headerTimeout, bodyTimeout := positiveDuration(gateway.DefaultReadHeaderTimeout), positiveDuration(gateway.DefaultBodyTimeout)
-	writeTimeout, idleTimeout := positiveDuration(gateway.DefaultWriteTimeout), positiveDuration(gateway.DefaultIdleTimeout)
-	logLevel := "info"
-	o.pool = sandbox.DefaultPool()
+	// The defaults are the configuration document's: one source.
+	ds, dl := config.DefaultServer(), config.DefaultSite()
+	timeout, drainTimeout := positiveDuration(dl.Limits.Timeout), positiveDuration(ds.DrainTimeout)
+	memory, maxOutput, maxBody := byteSize(dl.Limits.Memory), byteSize(dl.Limits.Output), byteSize(dl.Limits.Body)
+	headerTimeout, bodyTimeout := positiveDuration(ds.HeaderTimeout), positiveDuration(ds.BodyTimeout)
+	writeTimeout, idleTimeout := positiveDuration(ds.WriteTimeout), positiveDuration(ds.IdleTimeout)
+	logLevel := ds.LogLevel
+	o.pool = ds.Pool
 	poolIdle := positiveDuration(o.pool.Idle)
 	for _, name := range []string{"b", "bind"} {
 		fs.StringVar(&o.bind, name, "", "bind to this `address` (default: all interfaces, IPv4 and IPv6)")
@@ -90,7 +101,7 @@ func parseServe(args []string, stderr io.Writer) (*serveOptions, error) {
 		fs.StringVar(&o.directory, name, cwd, "serve this `directory`")
 	}
 	for _, name := range []string{"p", "protocol"} {
-		fs.StringVar(&o.protocol, name, "HTTP/1.1", "conform to this HTTP `version` (HTTP/1.0 closes every connection)")
+		fs.StringVar(&o.protocol, name, ds.Protocol, "conform to this HTTP `version` (HTTP/1.0 closes every connection)")
 	}
 	fs.BoolVar(&cgi, "cgi", false, "run CGI scripts (always on in cgibox; accepted for compatibility)")
 	fs.BoolVar(&o.noCGI, "no-cgi", false, "do not run CGI scripts; CGI directories then answer 403")
@@ -100,20 +111,20 @@ func parseServe(args []string, stderr io.Writer) (*serveOptions, error) {
 	fs.StringVar(&o.tlsPass, "tls-password-file", "", "`file` holding the password of an encrypted --tls-key")
 	fs.Var(&headers, "header", "add this `'Name: value'` header to every response (repeatable)")
 	fs.StringVar(&o.containerd, "containerd", sandbox.AddressAuto, containerdUsage)
-	fs.StringVar(&o.dataDir, "data-dir", "/var/lib/cgibox", "`directory` for cgibox's state and a private containerd")
-	fs.StringVar(&o.image, "image", "busybox", "`image` scripts run in (a cgibox image name or a containerd reference)")
+	fs.StringVar(&o.dataDir, "data-dir", ds.DataDir, "`directory` for cgibox's state and a private containerd")
+	fs.StringVar(&o.image, "image", dl.Image, "`image` scripts run in (a cgibox image name or a containerd reference)")
 	fs.Var(&cgiDirs, "cgi-dir", "URL `directory` holding CGI scripts (repeatable; default /cgi-bin and /htbin)")
-	fs.StringVar(&o.cgiMode, "cgi-mode", "python", "how script output becomes a response: python (200 at once, like Python) or rfc3875 (Status, Location, keep-alive)")
+	fs.StringVar(&o.cgiMode, "cgi-mode", dl.Mode, "how script output becomes a response: python (200 at once, like Python) or rfc3875 (Status, Location, keep-alive)")
 	fs.BoolVar(&o.nph, "nph", false, "let scripts named nph-* send their own status line and headers, unparsed")
 	fs.BoolVar(&o.passAuth, "pass-authorization", false, "pass the Authorization header to scripts as HTTP_AUTHORIZATION")
 	fs.Var(&timeout, "timeout", "wall-clock `limit` of one script")
 	fs.Var(&drainTimeout, "drain-timeout", "on SIGTERM or SIGINT, how `long` requests in flight may take to finish before they are ended")
 	fs.Var(&memory, "memory", "memory `limit` of one script, without swap")
-	fs.Int64Var(&o.pids, "pids", 64, "process `limit` of one script")
-	fs.Float64Var(&o.cpus, "cpus", 0.5, "CPU `cores` one script may use")
+	fs.Int64Var(&o.pids, "pids", dl.Limits.Pids, "process `limit` of one script")
+	fs.Float64Var(&o.cpus, "cpus", dl.Limits.CPUs, "CPU `cores` one script may use")
 	fs.Var(&maxOutput, "max-output", "output `limit` of one script")
 	fs.Var(&maxBody, "max-body", "largest request `body` passed to a script")
-	fs.IntVar(&o.maxConcurrent, "max-concurrent", gateway.DefaultMaxConcurrent, "CGI requests that may run at `once`")
+	fs.IntVar(&o.maxConcurrent, "max-concurrent", ds.MaxConcurrent, "CGI requests that may run at `once`")
 	fs.IntVar(&o.pool.Max, "pool", o.pool.Max, "keep up to this `many` containers started ahead per site and image (each still serves one request; 0 turns this off)")
 	fs.IntVar(&o.pool.Min, "pool-min", o.pool.Min, "prepared containers a pool keeps while idle (`count`; 0 lets it shrink to none)")
 	fs.Var(&poolIdle, "pool-idle", "a pool without requests for this `long` shrinks by one container")
@@ -121,9 +132,10 @@ func parseServe(args []string, stderr io.Writer) (*serveOptions, error) {
 	fs.Var(&bodyTimeout, "body-timeout", "`limit` on receiving a CGI request's body; then 400, and no script runs")
 	fs.Var(&writeTimeout, "write-timeout", "`limit` on each write of a CGI response to the client; then the script is killed")
 	fs.Var(&idleTimeout, "idle-timeout", "`limit` on a keep-alive connection's wait for the next request")
-	fs.StringVar(&o.logFormat, "log-format", "text", "log `format`: text (python's access log) or json")
-	fs.StringVar(&logLevel, "log-level", "info", "log `level`: debug, info, warn or error")
+	fs.StringVar(&o.logFormat, "log-format", ds.LogFormat, "log `format`: text (python's access log) or json")
+	fs.StringVar(&logLevel, "log-level", ds.LogLevel, "log `level`: debug, info, warn or error")
 	fs.StringVar(&o.runtimeBinary, "runtime-binary", "", "runc-compatible runtime `binary` the shim runs (default: runc on containerd's PATH)")
+	fs.StringVar(&o.configFile, "config", "", "serve the sites this TOML `file` describes; flags given too override it (SIGHUP reloads it)")
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "usage: cgibox [serve] [port] [-b ADDRESS] [-d DIRECTORY] [-p VERSION] [--cgi | --no-cgi] [options]")
 		printDefaultsExcept(fs)
@@ -133,6 +145,11 @@ func parseServe(args []string, stderr io.Writer) (*serveOptions, error) {
 		return nil, err
 	}
 	_ = cgi
+	o.set = map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { o.set[longName(f.Name)] = true })
+	if len(pos) > 0 {
+		o.set["port"] = true
+	}
 	o.port = 8000
 	switch len(pos) {
 	case 0:
@@ -189,6 +206,19 @@ func parseServe(args []string, stderr io.Writer) (*serveOptions, error) {
 	return o, nil
 }
 
+// longName is the long name of a flag given by its short one.
+func longName(name string) string {
+	switch name {
+	case "b":
+		return "bind"
+	case "d":
+		return "directory"
+	case "p":
+		return "protocol"
+	}
+	return name
+}
+
 // printDefaultsExcept prints the defaults of fs's flags but the hidden ones.
 func printDefaultsExcept(fs *flag.FlagSet, hidden ...string) {
 	shown := flag.NewFlagSet(fs.Name(), flag.ContinueOnError)
@@ -214,47 +244,36 @@ func validHeaderName(s string) bool {
 }
 
 // serve runs the server until ctx ends, then drains it: the requests in
-// flight may finish for up to --drain-timeout, or until now is closed.
+// flight may finish for up to the drain timeout, or until now is closed.
+// SIGHUP reloads the --config file's sites.
 func serve(ctx context.Context, now <-chan struct{}, args []string, stdout, stderr io.Writer) error {
 	o, err := parseServe(args, stderr)
 	if err != nil {
 		return err
 	}
-	var handler slog.Handler = slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: o.logLevel})
-	format := gateway.LogPython
-	if o.logFormat == "json" {
-		handler = slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: o.logLevel})
-		format = gateway.LogJSON
+	c, err := o.loadConfig()
+	if err != nil {
+		return err
 	}
-	log := slog.New(handler)
-
-	cfg := gateway.Config{
-		Root:              o.directory,
-		CGI:               !o.noCGI,
-		CGIDirs:           o.cgiDirs,
-		Dotfiles:          o.dotfiles,
-		Protocol:          o.protocol,
-		Headers:           o.headers,
+	log, format := newLogger(c.Server, stderr)
+	sv := c.Server
+	gcfg := gateway.Config{
+		Protocol:          sv.Protocol,
 		ServerSoftware:    "cgibox/" + version(),
-		PassAuthorization: o.passAuth,
-		Mode:              gateway.CGIMode(o.cgiMode),
-		NPH:               o.nph,
-		MaxBody:           o.maxBody,
-		MaxConcurrent:     o.maxConcurrent,
-		ReadHeaderTimeout: o.headerTimeout,
-		BodyTimeout:       o.bodyTimeout,
-		WriteTimeout:      o.writeTimeout,
-		IdleTimeout:       o.idleTimeout,
-		SpoolDir:          filepath.Join(o.dataDir, "spool"),
+		MaxConcurrent:     sv.MaxConcurrent,
+		ReadHeaderTimeout: sv.HeaderTimeout,
+		BodyTimeout:       sv.BodyTimeout,
+		WriteTimeout:      sv.WriteTimeout,
+		IdleTimeout:       sv.IdleTimeout,
+		SpoolDir:          filepath.Join(sv.DataDir, "spool"),
 		Logger:            log,
 		AccessLog:         stderr,
 		LogFormat:         format,
-		Limits: sandbox.Limits{
-			Wall: o.timeout, Memory: o.memory, Pids: o.pids, CPU: o.cpus, Output: o.maxOutput,
-		},
 	}
-	if cfg.CGI {
-		sb, err := startSandbox(ctx, o, log, stderr)
+	rt := &siteRuntime{log: log, progress: stderr, cacheDir: imageCacheDir(sv.DataDir)}
+	defer rt.close()
+	if slices.ContainsFunc(c.Sites, func(s config.Site) bool { return s.CGI }) {
+		sb, err := startSandbox(ctx, sv, log)
 		switch {
 		case ctx.Err() != nil:
 			// Stopped while starting: nothing was served yet.
@@ -268,30 +287,40 @@ func serve(ctx context.Context, now <-chan struct{}, args []string, stdout, stde
 			// Static files are still served, as a Python user expects; every
 			// CGI request answers 503 until cgibox runs where it can.
 			log.Error("CGI is unavailable: scripts answer 503 (run `cgibox doctor` to see why)", "err", err)
-			cfg.Runner, cfg.Image, cfg.SpoolDir = unavailable{err}, images.Ref(o.image), ""
+			gcfg.Runner, gcfg.SpoolDir = unavailable{err}, ""
 		default:
 			defer sb.close()
-			cfg.Runner, cfg.Image, cfg.Images = sb.mgr, sb.image, sb.images
-			if o.pool.Max > 0 {
-				log.Info("prepared containers", "per_pool_max", o.pool.Max, "per_pool_min", o.pool.Min, "idle", o.pool.Idle)
+			gcfg.Runner, gcfg.Images, rt.mgr = sb.mgr, sb.images, sb.mgr
+			if rt.userns, err = userNamespaces(sv, sb.mgr, log); err != nil {
+				return err
+			}
+			rt.required = sv.UserNamespaces == "on"
+			if sv.Pool.Max > 0 {
+				log.Info("prepared containers", "per_pool_max", sv.Pool.Max, "per_pool_min", sv.Pool.Min, "idle", sv.Pool.Idle)
 				go reportPools(ctx, sb.mgr, log, poolReportEvery)
 			}
 		}
 	}
-	gw, err := gateway.New(cfg)
+	if gcfg.Sites, err = rt.gatewaySites(ctx, c); err != nil {
+		return err
+	}
+	gw, err := gateway.New(gcfg)
 	if err != nil {
 		return err
 	}
 	defer gw.Close()
+	if c.File != "" {
+		log.Info("serving sites", "config", c.File, "sites", gw.Sites())
+	}
 
 	srv := gateway.NewHTTPServer(gw, log)
 	srv.BaseContext = func(net.Listener) context.Context { return context.WithoutCancel(ctx) }
-	if o.protocol == "HTTP/1.0" {
+	if sv.Protocol == "HTTP/1.0" {
 		srv.SetKeepAlivesEnabled(false)
 	}
 	scheme := "HTTP"
-	if o.tlsCert != "" {
-		cert, err := loadCertificate(o.tlsCert, o.tlsKey, o.tlsPass)
+	if sv.TLSCert != "" {
+		cert, err := loadCertificate(sv.TLSCert, sv.TLSKey, sv.TLSPasswordFile)
 		if err != nil {
 			return err
 		}
@@ -300,39 +329,140 @@ func serve(ctx context.Context, now <-chan struct{}, args []string, stdout, stde
 		srv.TLSConfig = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
 		scheme = "HTTPS"
 	}
-	ln, err := net.Listen("tcp", net.JoinHostPort(o.bind, strconv.Itoa(o.port)))
-	if err != nil {
-		return fmt.Errorf("listen: %w", err)
-	}
-	host, port, _ := net.SplitHostPort(ln.Addr().String())
-	if host == "" {
-		host = "::"
-	}
-	urlHost := host
-	if strings.Contains(host, ":") {
-		urlHost = "[" + host + "]"
-	}
-	fmt.Fprintf(stdout, "Serving %s on %s port %s (%s://%s:%s/) ...\n",
-		scheme, host, port, strings.ToLower(scheme), urlHost, port)
-
-	errc := make(chan error, 1)
-	go func() {
-		if srv.TLSConfig != nil {
-			errc <- srv.ServeTLS(ln, "", "")
-		} else {
-			errc <- srv.Serve(ln)
+	var lns []net.Listener
+	for _, addr := range sv.Listen {
+		ln, err := net.Listen("tcp", addr)
+		if err != nil {
+			for _, l := range lns {
+				l.Close()
+			}
+			return fmt.Errorf("listen: %w", err)
 		}
-	}()
-	select {
-	case err := <-errc:
-		return fmt.Errorf("serving: %w", err)
-	case <-ctx.Done():
+		lns = append(lns, ln)
+	}
+	errc := make(chan error, len(lns))
+	for _, ln := range lns {
+		host, port, _ := net.SplitHostPort(ln.Addr().String())
+		if host == "" {
+			host = "::"
+		}
+		urlHost := host
+		if strings.Contains(host, ":") {
+			urlHost = "[" + host + "]"
+		}
+		fmt.Fprintf(stdout, "Serving %s on %s port %s (%s://%s:%s/) ...\n",
+			scheme, host, port, strings.ToLower(scheme), urlHost, port)
+		go func() {
+			if srv.TLSConfig != nil {
+				errc <- srv.ServeTLS(ln, "", "")
+			} else {
+				errc <- srv.Serve(ln)
+			}
+		}()
+	}
+
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	for {
+		select {
+		case err := <-errc:
+			return fmt.Errorf("serving: %w", err)
+		case <-hup:
+			c = reload(ctx, o, c, rt, gw, log)
+			continue
+		case <-ctx.Done():
+		}
+		break
 	}
 	fmt.Fprintln(stdout, "\nKeyboard interrupt received, exiting.")
-	drain(context.WithoutCancel(ctx), srv, gw, o.drainTimeout, now, log)
+	drain(context.WithoutCancel(ctx), srv, gw, sv.DrainTimeout, now, log)
 	// The deferred closes end what is left, delete its containers and stop
 	// a private containerd this process started.
 	return nil
+}
+
+// reload reads the --config file again and serves its sites; the requests
+// under way finish with the sites they began with. A file that does not
+// load, or sites that cannot be served, change nothing: the old
+// configuration keeps serving and the log says why. Server settings are
+// not reloaded: a change there is logged as needing a restart. It returns
+// the configuration now served.
+func reload(ctx context.Context, o *serveOptions, old *config.Config, rt *siteRuntime, gw *gateway.Server, log *slog.Logger) *config.Config {
+	if o.configFile == "" {
+		log.Warn("SIGHUP: no --config file to reload; nothing changed")
+		return old
+	}
+	c, err := o.loadConfig()
+	if err != nil {
+		log.Error("SIGHUP: the new configuration is refused; still serving the old one", "err", err)
+		return old
+	}
+	if changed := serverChanges(old.Server, c.Server); len(changed) > 0 {
+		log.Warn("SIGHUP: [server] settings take effect on a restart only", "changed", changed)
+		c.Server = old.Server
+	}
+	sites, err := rt.gatewaySites(ctx, c)
+	if err == nil {
+		err = gw.SetSites(sites)
+	}
+	if err != nil {
+		log.Error("SIGHUP: the new sites cannot be served; still serving the old ones", "err", err)
+		rt.closeUnused(old)
+		return old
+	}
+	rt.closeUnused(c)
+	log.Info("SIGHUP: configuration reloaded", "config", c.File, "sites", gw.Sites())
+	return c
+}
+
+// serverChanges names the [server] settings that differ.
+func serverChanges(a, b config.Server) []string {
+	var out []string
+	if !slices.Equal(a.Listen, b.Listen) {
+		out = append(out, "listen")
+	}
+	a.Listen, b.Listen = nil, nil
+	av, bv := reflect.ValueOf(a), reflect.ValueOf(b)
+	for i := range av.NumField() {
+		if !reflect.DeepEqual(av.Field(i).Interface(), bv.Field(i).Interface()) {
+			out = append(out, av.Type().Field(i).Name)
+		}
+	}
+	return out
+}
+
+// newLogger makes the application log of the server's settings, and says
+// in which format the access log goes.
+func newLogger(sv config.Server, w io.Writer) (*slog.Logger, gateway.LogFormat) {
+	var level slog.Level
+	level.UnmarshalText([]byte(sv.LogLevel)) // checked by config.Check
+	opts := &slog.HandlerOptions{Level: level}
+	if sv.LogFormat == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts)), gateway.LogJSON
+	}
+	return slog.New(slog.NewTextHandler(w, opts)), gateway.LogPython
+}
+
+// userNamespaces decides whether sites run in user namespaces of their
+// own: "auto" where the host can, "on" or not at all, "off" never.
+func userNamespaces(sv config.Server, mgr *sandbox.Manager, log *slog.Logger) (bool, error) {
+	switch sv.UserNamespaces {
+	case "off":
+		return false, nil
+	case "on":
+		if err := mgr.UserNamespaces(); err != nil {
+			return false, fmt.Errorf("user_namespaces = \"on\", but this host cannot: %w", err)
+		}
+		log.Info("user namespaces: each site's scripts run as host ids of their own")
+		return true, nil
+	}
+	if err := mgr.UserNamespaces(); err != nil {
+		log.Warn("user namespaces unavailable: every site's scripts run as host uid 65534", "why", err)
+		return false, nil
+	}
+	log.Info("user namespaces: each site's scripts run as host ids of their own")
+	return true, nil
 }
 
 // drain stops srv gracefully: no new connections, new CGI requests 503,
@@ -370,35 +500,28 @@ func drain(ctx context.Context, srv *http.Server, gw *gateway.Server, timeout ti
 // sandboxed is the running sandbox of a serving cgibox.
 type sandboxed struct {
 	mgr    *sandbox.Manager
-	image  string            // the default image's reference
 	images map[string]string // cgibox's images by name
 }
 
 func (s *sandboxed) close() { s.mgr.Close() }
 
-// startSandbox takes the data directory, connects to containerd (or starts
-// a private one) and makes sure the default image exists. The data
-// directory is held until close.
-func startSandbox(ctx context.Context, o *serveOptions, log *slog.Logger, progress io.Writer) (*sandboxed, error) {
+// startSandbox takes the data directory and connects to containerd (or
+// starts a private one). The data directory is held until close.
+func startSandbox(ctx context.Context, sv config.Server, log *slog.Logger) (*sandboxed, error) {
 	mgr, err := sandbox.New(ctx,
-		sandbox.WithAddress(o.containerd),
-		sandbox.WithDataDir(o.dataDir),
+		sandbox.WithAddress(sv.Containerd),
+		sandbox.WithDataDir(sv.DataDir),
 		sandbox.WithLogger(log),
-		sandbox.WithRuntimeBinary(o.runtimeBinary),
-		sandbox.WithPool(o.pool),
+		sandbox.WithRuntimeBinary(sv.RuntimeBinary),
+		sandbox.WithPool(sv.Pool),
 	)
 	if err != nil {
 		return nil, err
 	}
 	log.Info("containerd", "where", mgr.Where())
-	if err := os.MkdirAll(filepath.Join(o.dataDir, "spool"), 0o700); err != nil {
+	if err := os.MkdirAll(filepath.Join(sv.DataDir, "spool"), 0o700); err != nil {
 		mgr.Close()
 		return nil, fmt.Errorf("data directory: %w", err)
-	}
-	ref, err := ensureImage(ctx, mgr, o.image, images.Options{Progress: progress, CacheDir: imageCacheDir(o.dataDir)})
-	if err != nil {
-		mgr.Close()
-		return nil, err
 	}
 	// A script's #! line picks one of cgibox's images; those not built yet
 	// answer 503 naming `cgibox image build`.
@@ -406,7 +529,7 @@ func startSandbox(ctx context.Context, o *serveOptions, log *slog.Logger, progre
 	for _, name := range images.Names() {
 		all[name] = images.Ref(name)
 	}
-	return &sandboxed{mgr: mgr, image: ref, images: all}, nil
+	return &sandboxed{mgr: mgr, images: all}, nil
 }
 
 // poolReportEvery is how often the pools are reported (when they changed).

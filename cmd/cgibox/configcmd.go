@@ -1,0 +1,135 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"strings"
+
+	"github.com/cgibox/cgibox/config"
+)
+
+// configCmd is `cgibox config check FILE`: validate a sites file and print
+// the sites as cgibox resolves them, defaults applied.
+func configCmd(_ context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("cgibox config", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, "usage: cgibox config check FILE\n\nChecks a sites file (TOML) and prints the sites as cgibox would serve them.")
+	}
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() != 2 || fs.Arg(0) != "check" {
+		fs.Usage()
+		return usageError{errors.New("want: config check FILE")}
+	}
+	c, err := config.Load(fs.Arg(1))
+	if err != nil {
+		return err
+	}
+	describe(stdout, c)
+	return nil
+}
+
+// describe prints c for a person: the server, then each site with every
+// setting that matters to its scripts.
+func describe(w io.Writer, c *config.Config) {
+	sv := c.Server
+	fmt.Fprintf(w, "%s: OK, %d site(s)\n\n", c.File, len(c.Sites))
+	fmt.Fprintf(w, "server\n")
+	row(w, "listen", strings.Join(sv.Listen, ", "))
+	row(w, "cgi at once", fmt.Sprintf("%d, all sites together", sv.MaxConcurrent))
+	row(w, "data_dir", sv.DataDir)
+	row(w, "containerd", sv.Containerd)
+	row(w, "user ns", sv.UserNamespaces)
+	row(w, "prepared", fmt.Sprintf("up to %d per site and image, %d kept idle, shrinking after %s", sv.Pool.Max, sv.Pool.Min, sv.Pool.Idle))
+	sum := 0
+	for _, s := range c.Sites {
+		fmt.Fprintf(w, "\nsite %s", s.Name)
+		if s.Default {
+			fmt.Fprint(w, " (default: answers every host no site names)")
+		}
+		fmt.Fprintln(w)
+		hosts := strings.Join(s.Hosts, ", ")
+		if hosts == "" {
+			hosts = "(none)"
+		}
+		row(w, "hosts", hosts)
+		row(w, "root", s.Root)
+		static := "listing on"
+		if !s.Listing {
+			static = "listing off"
+		}
+		if s.Dotfiles {
+			static += ", dotfiles served"
+		}
+		row(w, "static", static+", index "+strings.Join(s.Index, " "))
+		if s.CGI {
+			cgi := fmt.Sprintf("%s in %s mode, image %s", strings.Join(s.CGIDirs, " "), s.Mode, s.Image)
+			if s.NPH {
+				cgi += ", nph-* scripts"
+			}
+			if s.PassAuthorization {
+				cgi += ", Authorization passed"
+			}
+			row(w, "cgi", cgi)
+		} else {
+			row(w, "cgi", "off: CGI directories answer 403")
+		}
+		l := s.Limits
+		row(w, "limits", fmt.Sprintf("timeout %s, memory %s, cpus %g, pids %d, output %s, body %s, tmp %s",
+			l.Timeout, config.FormatSize(l.Memory), l.CPUs, l.Pids, config.FormatSize(l.Output),
+			config.FormatSize(l.Body), config.FormatSize(l.Tmp)))
+		row(w, "quota", quota(l))
+		switch {
+		case !s.CGI:
+		case l.Concurrent > 0:
+			sum += l.Concurrent
+		default:
+			sum += sv.MaxConcurrent
+		}
+		if s.DataDir != "" {
+			q := "no quota"
+			if s.DataQuota > 0 {
+				q = "quota " + config.FormatSize(s.DataQuota)
+			}
+			row(w, "data", fmt.Sprintf("%s (%s), at /data, writable", s.DataDir, q))
+		}
+		if sv.UserNamespaces != "off" {
+			row(w, "host ids", fmt.Sprintf("%d (root) and %d (nobody), where user namespaces are in force", s.Users.Root, s.Users.Nobody))
+		}
+		for k, vs := range s.Headers {
+			for _, v := range vs {
+				row(w, "header", k+": "+v)
+			}
+		}
+	}
+	if len(c.Sites) > 1 && sum > sv.MaxConcurrent {
+		fmt.Fprintf(w, "\nnote: the sites may run %d scripts at once together, above max_concurrent %d: when they are all busy, a request beyond it answers 503\n", sum, sv.MaxConcurrent)
+	}
+}
+
+func quota(l config.Limits) string {
+	var parts []string
+	if l.Concurrent > 0 {
+		parts = append(parts, fmt.Sprintf("%d at once", l.Concurrent))
+	}
+	if l.Rate > 0 {
+		parts = append(parts, fmt.Sprintf("%g per second", l.Rate))
+	}
+	if len(parts) == 0 {
+		return "none beyond the server's"
+	}
+	return strings.Join(parts, ", ") + "; more answer 429"
+}
+
+func row(w io.Writer, name, value string) { fmt.Fprintf(w, "  %-11s %s\n", name, value) }
+
+// usageError is a command line that cannot be run.
+type usageError struct{ err error }
+
+func (u usageError) Error() string { return u.err.Error() }
+func (u usageError) Unwrap() error { return u.err }
