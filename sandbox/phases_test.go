@@ -22,8 +22,11 @@ func TestRunPhases(t *testing.T) {
 			t.Errorf("phase %s = %s, want it measured (phases %+v)", name, d, p)
 		}
 	}
-	if p.FirstByte <= 0 || p.FirstByte > res.Duration {
-		t.Errorf("first byte after %s, want within the run's %s", p.FirstByte, res.Duration)
+	// The first byte is timed when it reaches the gateway side, the run's
+	// end by containerd's exit time: on a busy machine the byte may come
+	// in after the exit, never after Run returned.
+	if p.FirstByte <= 0 || p.FirstByte > took {
+		t.Errorf("first byte after %s, want within the %s Run took", p.FirstByte, took)
 	}
 	if sum := p.Create + p.Task + p.Start + res.Duration + p.Drain; sum > took {
 		t.Errorf("phases add up to %s, more than the %s Run took: %+v, run %s", sum, took, p, res.Duration)

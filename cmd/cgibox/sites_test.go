@@ -142,7 +142,7 @@ data_dir = %q
 			}
 		}
 		// bob's /data is his own: none of alice's files are in it.
-		if _, body := getHost(t, url+"probe.sh", "bob.example"); !strings.Contains(body, "data \n") {
+		if _, body := getHost(t, url+"probe.sh", "bob.example"); !strings.Contains(body, "\ndata\n") {
 			t.Errorf("bob's /data after alice's counter: want it empty\n%s", body)
 		}
 		if _, body := getHost(t, url+"count.sh", "bob.example"); body != "hits 1\n" {
