@@ -111,6 +111,9 @@ type Result struct {
 	// cgroup did not tell.
 	CPU        time.Duration
 	PeakMemory int64
+	// OOMKills is how many of the job's processes the cgroup's OOM killer
+	// killed (Reason is OutOfMemory when it is not zero).
+	OOMKills uint64
 	// SetupCPU is the CPU the container used before the job was handed
 	// to it: the runtime's start, the seccomp filter, the launcher's start.
 	// CPU does not include it.

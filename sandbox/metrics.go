@@ -46,7 +46,7 @@ func (m *Manager) readMetrics(ctx context.Context, task containerd.Task, res *Re
 
 // useMetrics puts u into res.
 func (m *Manager) useMetrics(u usage, res *Result) {
-	res.CPU, res.PeakMemory = u.cpu, u.peak
+	res.CPU, res.PeakMemory, res.OOMKills = u.cpu, u.peak, u.oomKills
 	if u.oomKills > 0 && (res.Reason == Exited || res.Reason == "") {
 		res.Reason = OutOfMemory
 	}

@@ -271,6 +271,9 @@ func TestRunOutOfMemory(t *testing.T) {
 	if kc.oomErr != nil || kc.oomKills == 0 {
 		t.Errorf("the cgroup's OOM kill count = %d, %v; want the killed tail counted", kc.oomKills, kc.oomErr)
 	}
+	if res.OOMKills == 0 {
+		t.Errorf("Result.OOMKills = 0, want the killed tail counted")
+	}
 	if assertMatchesKernel(t, res, kc) && (res.PeakMemory < 16<<20 || res.PeakMemory > 33<<20) {
 		t.Errorf("peak memory %d, want near the 32 MiB limit", res.PeakMemory)
 	}
