@@ -112,7 +112,8 @@ type pool struct {
 	ready     []*started // oldest first
 	preparing int
 	target    int
-	lastJob   time.Time
+	lastJob   time.Time // when its last job began
+	shrunk    time.Time // when check last lowered target for idleness
 	failing   time.Time // no preparations before this
 	digest    digest.Digest
 	checked   time.Time
@@ -397,9 +398,9 @@ func (p *pools) check(now time.Time) {
 		if looked {
 			pl.digest = d
 		}
-		if now.Sub(pl.lastJob) >= p.cfg.Idle && pl.target > p.cfg.Min {
+		if now.Sub(pl.lastJob) >= p.cfg.Idle && now.Sub(pl.shrunk) >= p.cfg.Idle && pl.target > p.cfg.Min {
 			pl.target--
-			pl.lastJob = now // one step per idle period
+			pl.shrunk = now // one step per idle period; lastJob stays the last job's
 		}
 		keep := pl.ready[:0]
 		for _, s := range pl.ready {
