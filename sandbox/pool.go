@@ -565,6 +565,43 @@ func (p *pools) close(ctx context.Context) error {
 	}
 }
 
+// KeepSites deletes the pools of every site not in sites, retiring their
+// prepared containers in the background; the pools of the sites in sites
+// stay as they are. The owner of the gateway calls it after a
+// configuration reload with the sites it now serves, so that a removed
+// site's containers do not wait until cgibox stops. A later job of such a
+// site runs as usual and makes its pool again. Preparations under way for
+// a deleted pool are deleted when they finish.
+func (m *Manager) KeepSites(sites []string) {
+	p := m.pools
+	keep := make(map[string]bool, len(sites))
+	for _, s := range sites {
+		keep[s] = true
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	pools, retired := 0, 0
+	for key, pl := range p.byKey {
+		if keep[key.site] {
+			continue
+		}
+		for _, s := range pl.ready {
+			p.retire(s, "site removed", nil)
+		}
+		retired += len(pl.ready)
+		pl.ready = nil
+		// No done will find the pool to give back the places of its
+		// running jobs' containers.
+		p.live -= pl.taken
+		pl.taken = 0
+		delete(p.byKey, key)
+		pools++
+	}
+	if pools > 0 {
+		m.log.Info("deleted the pools of sites no longer served", "pools", pools, "prepared_containers", retired)
+	}
+}
+
 // PoolStats describes one pool.
 type PoolStats struct {
 	Site, Image string

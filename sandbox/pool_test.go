@@ -656,3 +656,66 @@ func TestPoolTotalCapsAcrossSites(t *testing.T) {
 		settle(fmt.Sprintf("c's job %d", i+2), map[string]int{"b.example": 1, "c.example": 1})
 	}
 }
+
+// TestKeepSites: KeepSites deletes the pools of the sites it is not given,
+// and their prepared containers, waiting or being started; the others
+// stay, and a removed site's job still runs.
+func TestKeepSites(t *testing.T) {
+	m := poolManager(t, PoolConfig{Max: 1, Min: 1, Idle: time.Hour, MaxAge: time.Hour})
+	tmpl := scriptJob(t, "#!/bin/sh\necho ok\n")
+	runFor := func(site string) Result {
+		t.Helper()
+		job, out, errOut := again(t, tmpl)
+		job.Site = site
+		res, err := m.Run(testContext(t), job)
+		if err != nil || res.ExitCode != 0 || out.String() != "ok\n" {
+			t.Fatalf("job of %s: Run = %+v, %v, %q (stderr %q)", site, res, err, out, errOut)
+		}
+		return res
+	}
+	// gone waits until no container of site is labelled as prepared.
+	gone := func(site, after string) {
+		t.Helper()
+		deadline := time.Now().Add(30 * time.Second)
+		for preparedBySite(t, m)[site] > 0 {
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: prepared containers %v 30s after KeepSites, want none of %s", after, preparedBySite(t, m), site)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	const a, b = "a.example", "b.example"
+	runFor(a)
+	runFor(b)
+	waitReady(t, m, 2)
+	kept := preparedOf(t, m)
+	if n := preparedBySite(t, m); n[a] != 1 || n[b] != 1 {
+		t.Fatalf("prepared containers %v, want one of each site", n)
+	}
+
+	m.KeepSites([]string{a, "c.example"})
+	if ready := readyBySite(m); !maps.Equal(ready, map[string]int{a: 1}) {
+		t.Errorf("pools after KeepSites(%s): ready %v, want only %s's", a, ready, a)
+	}
+	gone(b, "waiting")
+	var ids []string
+	for _, c := range kept {
+		if labels, err := c.Labels(testContext(t)); err == nil && labels[LabelSite] == a {
+			ids = append(ids, c.ID())
+		}
+	}
+	if got := instanceContainers(t, m.instance); len(ids) != 1 || !slices.Equal(got, ids) {
+		t.Errorf("containers after KeepSites: %v, want %s's prepared one (%v) kept", got, a, ids)
+	}
+
+	// b's job runs without its pool, makes it again, and its refill is
+	// under way (or done) when b goes again.
+	if res := runFor(b); res.Prepared {
+		t.Errorf("b's job after KeepSites took a prepared container")
+	}
+	m.KeepSites([]string{a})
+	gone(b, "being started")
+	if ready := readyBySite(m); !maps.Equal(ready, map[string]int{a: 1}) {
+		t.Errorf("pools after the second KeepSites(%s): ready %v, want only %s's", a, ready, a)
+	}
+}
