@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"math"
 	"os"
 	"runtime"
 	"slices"
@@ -35,11 +36,21 @@ type PoolConfig struct {
 	// MaxAge is how long a prepared container may wait; older ones are
 	// replaced (and so is one whose image has been rebuilt).
 	MaxAge time.Duration
+	// Total is the most prepared containers across all pools; Total <= 0
+	// means no global cap. Counted are those waiting, being started or
+	// being deleted (each holds its shim's and launcher's memory until it
+	// is gone), and those a running job took, until the job ends (its
+	// pool refills then, and no other pool takes the place meanwhile).
+	// A pool whose job found it empty while the cap is reached takes one
+	// waiting container from the least recently used pool (see victim).
+	Total int
 }
 
-// DefaultPool is the pool configuration of `cgibox serve`.
+// DefaultPool is the pool configuration of `cgibox serve`: with 100
+// sites, Min alone would keep 100 containers (some 6 MiB each) forever;
+// Total keeps the 16 most recently used.
 func DefaultPool() PoolConfig {
-	return PoolConfig{Max: 4, Min: 1, Idle: 30 * time.Second, MaxAge: 5 * time.Minute}
+	return PoolConfig{Max: 4, Min: 1, Total: 16, Idle: 30 * time.Second, MaxAge: 5 * time.Minute}
 }
 
 // WithPool enables pools of prepared containers (default: none).
@@ -112,12 +123,24 @@ type pool struct {
 	ready     []*started // oldest first
 	preparing int
 	target    int
-	lastJob   time.Time
-	failing   time.Time // no preparations before this
-	digest    digest.Digest
-	checked   time.Time
-	hits      uint64
-	misses    uint64
+	// taken counts the containers jobs took and have not ended (done);
+	// they count against PoolConfig.Total.
+	taken int
+	// pendingMisses counts the misses whose job has not ended: each may
+	// take a container of another pool when the cap stops the refill (see
+	// done). A job that missed and then failed to start leaves one
+	// behind, for the next job's done.
+	pendingMisses int
+	// incoming counts the containers of other pools being deleted for
+	// this one: their places are this pool's once they are gone.
+	incoming int
+	lastJob  time.Time // when its last job began
+	shrunk   time.Time // when check last lowered target for idleness
+	failing  time.Time // no preparations before this
+	digest   digest.Digest
+	checked  time.Time
+	hits     uint64
+	misses   uint64
 }
 
 // pools are a Manager's pools.
@@ -134,6 +157,10 @@ type pools struct {
 	mu     sync.Mutex
 	byKey  map[poolKey]*pool
 	closed bool
+	// live is what PoolConfig.Total bounds: the prepared containers
+	// waiting, being started or deleted, or taken by a job not yet ended,
+	// of every pool (including pools deleted since).
+	live int
 
 	owner   string // LabelOwner of the containers
 	builds  chan struct{}
@@ -152,8 +179,10 @@ func newPools(ctx context.Context, m *Manager, cfg PoolConfig) *pools {
 
 // take returns a prepared container for key made from the image with
 // digest image, or nil when none is ready; a miss raises the pool's
-// target. No containerd call happens under the lock. The pool refills when the job calls done: not while the job
-// runs, whose script would otherwise share the CPU with the refill.
+// target. No containerd call happens under the lock. The pool refills
+// when the job calls done: not while the job runs, whose script would
+// otherwise share the CPU with the refill. Until then the container
+// keeps its place under PoolConfig.Total.
 func (p *pools) take(key poolKey, image digest.Digest) *started {
 	if p.cfg.Max <= 0 {
 		return nil
@@ -169,11 +198,14 @@ func (p *pools) take(key poolKey, image digest.Digest) *started {
 		if why == "" {
 			if pl := p.byKey[key]; pl != nil {
 				pl.hits++
+				pl.taken++ // its place is the pool's until done
+			} else {
+				p.live-- // the pool is gone (KeepSites): no done will count it
 			}
 			p.mu.Unlock()
 			return s
 		}
-		p.retire(s, why)
+		p.retire(s, why, nil)
 		p.mu.Unlock()
 	}
 }
@@ -199,13 +231,14 @@ func (p *pools) pop(key poolKey, image digest.Digest, first bool) *started {
 			// The image was rebuilt: what waits has the old one.
 			pl.digest, pl.checked = image, time.Now()
 			for _, s := range pl.ready {
-				p.retire(s, "image rebuilt")
+				p.retire(s, "image rebuilt", nil)
 			}
 			pl.ready = nil
 		}
 	}
 	if len(pl.ready) == 0 {
 		pl.misses++
+		pl.pendingMisses++
 		pl.target = min(pl.target+1, p.cfg.Max)
 		return nil
 	}
@@ -214,29 +247,93 @@ func (p *pools) pop(key poolKey, image digest.Digest, first bool) *started {
 	return s
 }
 
-// done refills the pool of key after a job of it has ended.
+// done refills the pool of key after a job of it has ended, giving back
+// the place of the container the job took. When the job was a miss and
+// the cap stops the refill, a less recently used pool gives up one
+// waiting container for it.
 func (p *pools) done(key poolKey) {
 	if p.cfg.Max <= 0 {
 		return
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if pl := p.byKey[key]; pl != nil {
-		p.refill(pl)
+	pl := p.byKey[key]
+	if pl == nil {
+		return
+	}
+	// Which of the pool's jobs took a container is not known here: a
+	// miss's done may give back a running job's place early. The sum
+	// stays right.
+	if pl.taken > 0 {
+		pl.taken--
+		p.live--
+	}
+	p.refill(pl)
+	if pl.pendingMisses == 0 {
+		return
+	}
+	pl.pendingMisses--
+	if p.closed || time.Now().Before(pl.failing) || len(pl.ready)+pl.preparing+pl.incoming >= pl.target {
+		return
+	}
+	if v := victim(pl, p.byKey); v != nil {
+		p.evict(v, pl)
 	}
 }
 
-// refill starts preparations until the pool will hold its target.
+// room is how many more preparations PoolConfig.Total allows now.
 // p.mu is held.
+func (p *pools) room() int {
+	if p.cfg.Total <= 0 {
+		return math.MaxInt
+	}
+	return p.cfg.Total - p.live
+}
+
+// refill starts preparations until the pool will hold its target, as far
+// as PoolConfig.Total allows. p.mu is held.
 func (p *pools) refill(pl *pool) {
-	if p.closed || time.Now().Before(pl.failing) {
+	if p.closed || p.byKey[pl.key] != pl || time.Now().Before(pl.failing) {
 		return
 	}
-	for len(pl.ready)+pl.preparing < pl.target {
+	for len(pl.ready)+pl.preparing < pl.target && p.room() > 0 {
 		pl.preparing++
+		p.live++
 		p.workers.Add(1)
 		go p.prepare(pl)
 	}
+}
+
+// victim is the pool that gives up a waiting container for pl, whose job
+// found it empty: of the other pools with one waiting, the one whose last
+// job is the oldest, if that is older than pl's (a pool idler than all
+// the others takes from none). Nil when there is none.
+func victim(pl *pool, all map[poolKey]*pool) *pool {
+	var v *pool
+	for _, o := range all {
+		if o != pl && len(o.ready) > 0 && o.lastJob.Before(pl.lastJob) && (v == nil || o.lastJob.Before(v.lastJob)) {
+			v = o
+		}
+	}
+	return v
+}
+
+// evict retires the oldest waiting container of v for pl, which refills
+// once it is deleted (its place counts until then). v's target drops to
+// what it still holds, so that check does not refill it right back; a
+// pool left with target 0 and nothing is deleted by check, and its next
+// job makes it again. p.mu is held.
+func (p *pools) evict(v, pl *pool) {
+	s := v.ready[0]
+	v.ready = v.ready[1:]
+	v.target = min(v.target, len(v.ready)+v.preparing+v.incoming)
+	pl.incoming++
+	p.m.log.Debug("a pool gives up a prepared container for a more recently used one",
+		"site", v.key.site, "for_site", pl.key.site)
+	p.retire(s, "evicted", func() {
+		pl.incoming--
+		p.refill(pl)
+	})
 }
 
 // prepare starts one container for pl.
@@ -248,15 +345,16 @@ func (p *pools) prepare(pl *pool) {
 	pl.preparing--
 	switch {
 	case err != nil:
+		p.live-- // build leaves nothing behind
 		if !p.stopped() {
 			p.m.log.Warn("preparing a container failed; the pool retries later",
 				"site", pl.key.site, "image", pl.key.image, "retry_in", failureBackoff, "err", err)
 		}
 		pl.failing = time.Now().Add(failureBackoff)
-	case p.closed || len(pl.ready) >= pl.target:
-		p.retire(s, "not needed")
+	case p.closed || p.byKey[pl.key] != pl || len(pl.ready) >= pl.target:
+		p.retire(s, "not needed", nil)
 	case pl.digest != "" && s.image != pl.digest:
-		p.retire(s, "image rebuilt")
+		p.retire(s, "image rebuilt", nil)
 	default:
 		pl.ready = append(pl.ready, s)
 		if pl.digest == "" {
@@ -311,8 +409,9 @@ func preparedID() (string, error) {
 }
 
 // retire deletes a prepared container that will serve no job, in the
-// background. p.mu may be held.
-func (p *pools) retire(s *started, why string) {
+// background. Its place (see PoolConfig.Total) is free once it is gone;
+// then after, when not nil, runs with p.mu held. p.mu is held.
+func (p *pools) retire(s *started, why string, after func()) {
 	if why == "exited" || why == "wrote before its job" {
 		p.m.log.Warn("a prepared container failed before its job; replacing it",
 			"container", s.id, "why", why, "stderr", s.errs.kept())
@@ -323,6 +422,12 @@ func (p *pools) retire(s *started, why string) {
 	go func() {
 		defer p.workers.Done()
 		p.m.cleanup(p.ctx, s)
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		p.live--
+		if after != nil {
+			after()
+		}
 	}()
 }
 
@@ -397,31 +502,34 @@ func (p *pools) check(now time.Time) {
 		if looked {
 			pl.digest = d
 		}
-		if now.Sub(pl.lastJob) >= p.cfg.Idle && pl.target > p.cfg.Min {
+		if now.Sub(pl.lastJob) >= p.cfg.Idle && now.Sub(pl.shrunk) >= p.cfg.Idle && pl.target > p.cfg.Min {
 			pl.target--
-			pl.lastJob = now // one step per idle period
+			pl.shrunk = now // one step per idle period; lastJob stays the last job's
 		}
+		// A replacement whose place the cap still gives to the container
+		// it replaces starts once that one is gone.
+		replace := func() { p.refill(pl) }
 		keep := pl.ready[:0]
 		for _, s := range pl.ready {
 			switch why := unusable[s]; {
 			case why != "":
-				p.retire(s, why)
+				p.retire(s, why, replace)
 			case now.Sub(s.born) >= p.cfg.MaxAge:
-				p.retire(s, "old")
+				p.retire(s, "old", replace)
 			case looked && d == "":
-				p.retire(s, "image removed")
+				p.retire(s, "image removed", nil)
 			case pl.digest != "" && s.image != pl.digest:
-				p.retire(s, "image rebuilt")
+				p.retire(s, "image rebuilt", replace)
 			default:
 				keep = append(keep, s)
 			}
 		}
 		pl.ready = keep
 		for len(pl.ready) > pl.target {
-			p.retire(pl.ready[0], "idle")
+			p.retire(pl.ready[0], "idle", nil)
 			pl.ready = pl.ready[1:]
 		}
-		if pl.target == 0 && len(pl.ready) == 0 && pl.preparing == 0 {
+		if pl.target == 0 && len(pl.ready) == 0 && pl.preparing == 0 && pl.taken == 0 {
 			delete(p.byKey, key)
 			continue
 		}
@@ -436,7 +544,7 @@ func (p *pools) close(ctx context.Context) error {
 	p.closed = true
 	for _, pl := range p.byKey {
 		for _, s := range pl.ready {
-			p.retire(s, "closing")
+			p.retire(s, "closing", nil)
 		}
 		pl.ready = nil
 	}
@@ -454,6 +562,43 @@ func (p *pools) close(ctx context.Context) error {
 		return nil
 	case <-ctx.Done():
 		return fmt.Errorf("prepared containers still being deleted: %w", ctx.Err())
+	}
+}
+
+// KeepSites deletes the pools of every site not in sites, retiring their
+// prepared containers in the background; the pools of the sites in sites
+// stay as they are. The owner of the gateway calls it after a
+// configuration reload with the sites it now serves, so that a removed
+// site's containers do not wait until cgibox stops. A later job of such a
+// site runs as usual and makes its pool again. Preparations under way for
+// a deleted pool are deleted when they finish.
+func (m *Manager) KeepSites(sites []string) {
+	p := m.pools
+	keep := make(map[string]bool, len(sites))
+	for _, s := range sites {
+		keep[s] = true
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	pools, retired := 0, 0
+	for key, pl := range p.byKey {
+		if keep[key.site] {
+			continue
+		}
+		for _, s := range pl.ready {
+			p.retire(s, "site removed", nil)
+		}
+		retired += len(pl.ready)
+		pl.ready = nil
+		// No done will find the pool to give back the places of its
+		// running jobs' containers.
+		p.live -= pl.taken
+		pl.taken = 0
+		delete(p.byKey, key)
+		pools++
+	}
+	if pools > 0 {
+		m.log.Info("deleted the pools of sites no longer served", "pools", pools, "prepared_containers", retired)
 	}
 }
 

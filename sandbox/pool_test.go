@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -518,5 +519,203 @@ func TestPoolMatchesDataDirAndUsers(t *testing.T) {
 	}
 	if res := runWith(x, "x", &a); !res.Prepared {
 		t.Errorf("job on x with users %v did not take the container prepared for it (pools %+v)", a, m.Pools())
+	}
+}
+
+// TestVictim: the pool that gives up a waiting container for one whose
+// job found it empty is the least recently used of the others with one
+// waiting, and only if it is idler than that pool.
+func TestVictim(t *testing.T) {
+	now := time.Now()
+	type p struct {
+		site  string
+		ago   time.Duration // since its last job
+		ready int
+	}
+	cases := []struct {
+		name   string
+		pools  []p // the first is the one that missed
+		victim string
+	}{
+		{"least recently used", []p{{"x", 0, 0}, {"a", 3 * time.Minute, 1}, {"b", 2 * time.Minute, 2}, {"c", time.Minute, 1}}, "a"},
+		{"only pools with one waiting", []p{{"x", 0, 0}, {"a", 3 * time.Minute, 0}, {"b", 2 * time.Minute, 1}}, "b"},
+		{"never its own", []p{{"x", 0, 2}, {"a", time.Minute, 0}}, ""},
+		{"none idler than it", []p{{"x", 2 * time.Minute, 0}, {"a", time.Minute, 1}, {"b", 0, 1}}, ""},
+		{"idler than it, not all", []p{{"x", 2 * time.Minute, 0}, {"a", time.Minute, 1}, {"b", 3 * time.Minute, 1}}, "b"},
+		{"used at the same time", []p{{"x", time.Minute, 0}, {"a", time.Minute, 1}}, ""},
+		{"alone", []p{{"x", 0, 0}}, ""},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			all := map[poolKey]*pool{}
+			var missed *pool
+			for i, q := range c.pools {
+				pl := &pool{key: poolKey{site: q.site}, lastJob: now.Add(-q.ago), ready: make([]*started, q.ready)}
+				all[pl.key] = pl
+				if i == 0 {
+					missed = pl
+				}
+			}
+			got := ""
+			if v := victim(missed, all); v != nil {
+				got = v.key.site
+			}
+			if got != c.victim {
+				t.Errorf("victim(%s) among %+v = %q, want %q", missed.key.site, c.pools, got, c.victim)
+			}
+		})
+	}
+}
+
+// preparedBySite counts the prepared containers of m's instance per site,
+// by their labels: waiting, being started or deleted, or serving a job.
+func preparedBySite(t *testing.T, m *Manager) map[string]int {
+	t.Helper()
+	n := map[string]int{}
+	for _, c := range preparedOf(t, m) {
+		labels, err := c.Labels(testContext(t))
+		if err != nil {
+			continue // deleted meanwhile
+		}
+		n[labels[LabelSite]]++
+	}
+	return n
+}
+
+// readyBySite is what m's pools hold ready, per site; a site without a
+// pool is absent.
+func readyBySite(m *Manager) map[string]int {
+	n := map[string]int{}
+	for _, s := range m.Pools() {
+		n[s.Site] += s.Ready
+	}
+	return n
+}
+
+// TestPoolTotalCapsAcrossSites: with Total 2, jobs of three sites never
+// leave more than 2 prepared containers, and a site whose job found its
+// pool empty takes the place of one of the least recently used site's.
+func TestPoolTotalCapsAcrossSites(t *testing.T) {
+	const total = 2
+	m := poolManager(t, PoolConfig{Max: 2, Min: 1, Total: total, Idle: time.Hour, MaxAge: time.Hour})
+	// HOLD is how many seconds the script runs.
+	tmpl := scriptJob(t, "#!/bin/sh\nsleep ${HOLD:-0}\necho ok\n")
+	runFor := func(site string, hold time.Duration) Result {
+		t.Helper()
+		job, out, errOut := again(t, tmpl)
+		job.Site = site
+		job.Env = append(slices.Clone(job.Env), fmt.Sprintf("HOLD=%d", int(hold.Seconds())))
+		res, err := m.Run(testContext(t), job)
+		if err != nil || res.ExitCode != 0 || out.String() != "ok\n" {
+			t.Fatalf("job of %s: Run = %+v, %v, %q (stderr %q)", site, res, err, out, errOut)
+		}
+		return res
+	}
+	// settle polls until the pools hold want ready and nothing else is
+	// labelled as prepared (no container being started or deleted). Only
+	// between jobs: a running job's container keeps its label.
+	settle := func(after string, want map[string]int) {
+		t.Helper()
+		deadline := time.Now().Add(30 * time.Second)
+		for {
+			labelled := preparedBySite(t, m)
+			alive := 0
+			for _, n := range labelled {
+				alive += n
+			}
+			if alive > total {
+				t.Fatalf("after %s: %d prepared containers %v (pools %+v), want at most %d", after, alive, labelled, m.Pools(), total)
+			}
+			ready := readyBySite(m)
+			if maps.Equal(ready, want) && maps.Equal(labelled, want) {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("after %s: ready %v, labelled %v (pools %+v); want %v within 30s", after, ready, labelled, m.Pools(), want)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+
+	runFor("a.example", 0) // a miss: the pool's target goes to 2
+	settle("a's job", map[string]int{"a.example": 2})
+	runFor("b.example", 0) // a miss, the cap reached: a gives up one
+	settle("b's job", map[string]int{"a.example": 1, "b.example": 1})
+	// A miss again: a (used before b) gives up its last and, with target
+	// 0 and nothing left, its pool goes.
+	runFor("c.example", 0)
+	settle("c's first job", map[string]int{"b.example": 1, "c.example": 1})
+	// Hits: each job's pool keeps its place while the job runs and
+	// refills it after; no one gives anything up for a hit. The first
+	// runs across the pools' checks, where b (target 2, one ready) would
+	// take a free place.
+	for i, hold := range []time.Duration{2 * poolTick, 0} {
+		if res := runFor("c.example", hold); !res.Prepared {
+			t.Errorf("c's job %d did not take its pool's prepared container (pools %+v)", i+2, m.Pools())
+		}
+		settle(fmt.Sprintf("c's job %d", i+2), map[string]int{"b.example": 1, "c.example": 1})
+	}
+}
+
+// TestKeepSites: KeepSites deletes the pools of the sites it is not given,
+// and their prepared containers, waiting or being started; the others
+// stay, and a removed site's job still runs.
+func TestKeepSites(t *testing.T) {
+	m := poolManager(t, PoolConfig{Max: 1, Min: 1, Idle: time.Hour, MaxAge: time.Hour})
+	tmpl := scriptJob(t, "#!/bin/sh\necho ok\n")
+	runFor := func(site string) Result {
+		t.Helper()
+		job, out, errOut := again(t, tmpl)
+		job.Site = site
+		res, err := m.Run(testContext(t), job)
+		if err != nil || res.ExitCode != 0 || out.String() != "ok\n" {
+			t.Fatalf("job of %s: Run = %+v, %v, %q (stderr %q)", site, res, err, out, errOut)
+		}
+		return res
+	}
+	// gone waits until no container of site is labelled as prepared.
+	gone := func(site, after string) {
+		t.Helper()
+		deadline := time.Now().Add(30 * time.Second)
+		for preparedBySite(t, m)[site] > 0 {
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: prepared containers %v 30s after KeepSites, want none of %s", after, preparedBySite(t, m), site)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	const a, b = "a.example", "b.example"
+	runFor(a)
+	runFor(b)
+	waitReady(t, m, 2)
+	kept := preparedOf(t, m)
+	if n := preparedBySite(t, m); n[a] != 1 || n[b] != 1 {
+		t.Fatalf("prepared containers %v, want one of each site", n)
+	}
+
+	m.KeepSites([]string{a, "c.example"})
+	if ready := readyBySite(m); !maps.Equal(ready, map[string]int{a: 1}) {
+		t.Errorf("pools after KeepSites(%s): ready %v, want only %s's", a, ready, a)
+	}
+	gone(b, "waiting")
+	var ids []string
+	for _, c := range kept {
+		if labels, err := c.Labels(testContext(t)); err == nil && labels[LabelSite] == a {
+			ids = append(ids, c.ID())
+		}
+	}
+	if got := instanceContainers(t, m.instance); len(ids) != 1 || !slices.Equal(got, ids) {
+		t.Errorf("containers after KeepSites: %v, want %s's prepared one (%v) kept", got, a, ids)
+	}
+
+	// b's job runs without its pool, makes it again, and its refill is
+	// under way (or done) when b goes again.
+	if res := runFor(b); res.Prepared {
+		t.Errorf("b's job after KeepSites took a prepared container")
+	}
+	m.KeepSites([]string{a})
+	gone(b, "being started")
+	if ready := readyBySite(m); !maps.Equal(ready, map[string]int{a: 1}) {
+		t.Errorf("pools after the second KeepSites(%s): ready %v, want only %s's", a, ready, a)
 	}
 }
