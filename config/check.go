@@ -40,6 +40,13 @@ func Check(c *Config) Errors {
 			}
 		}
 	}
+	if s.Admin != "" {
+		if _, port, err := net.SplitHostPort(s.Admin); err != nil || port == "" {
+			add("server.admin", "%q: want host:port, like 127.0.0.1:9100", s.Admin)
+		} else if port != "0" && slices.Contains(s.Listen, s.Admin) {
+			add("server.admin", "%q is also a site listener: the admin listener must be apart from every site", s.Admin)
+		}
+	}
 	if s.Protocol != "HTTP/1.0" && s.Protocol != "HTTP/1.1" {
 		add("server.protocol", "%q: want HTTP/1.0 or HTTP/1.1", s.Protocol)
 	}
@@ -51,6 +58,9 @@ func Check(c *Config) Errors {
 	}
 	if s.Pool.Max < 0 || s.Pool.Min < 0 || s.Pool.Min > s.Pool.Max {
 		add("server.pool", "max %d, min %d: want 0 <= min <= max", s.Pool.Max, s.Pool.Min)
+	}
+	if s.Pool.Total < 0 {
+		add("server.pool.total", "%d: want 0 (no cap) or more", s.Pool.Total)
 	}
 	if s.LogFormat != "text" && s.LogFormat != "json" {
 		add("server.log_format", "%q: want text or json", s.LogFormat)

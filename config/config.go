@@ -54,6 +54,13 @@ type Server struct {
 
 	TLSCert, TLSKey, TLSPasswordFile string
 
+	// Admin is the admin listener's host:port (/metrics, /healthz,
+	// /readyz), apart from every site; "" for none.
+	Admin string
+	// Audit is the file the audit log of CGI jobs is appended to ("-":
+	// stdout; "": none).
+	Audit string
+
 	LogFormat string // text or json
 	LogLevel  string // debug, info, warn or error
 }
@@ -170,6 +177,12 @@ type Error struct {
 }
 
 func (e *Error) Error() string {
+	if e.File == "" && e.Line == 0 {
+		if e.Key != "" {
+			return fmt.Sprintf("%s: %s", e.Key, e.Msg)
+		}
+		return e.Msg
+	}
 	where := e.File
 	if e.Line > 0 {
 		where = fmt.Sprintf("%s:%d", where, e.Line)

@@ -94,6 +94,8 @@ write_timeout = "4s"
 idle_timeout = "6s"
 log_format = "json"
 log_level = "debug"
+admin = "127.0.0.1:9100"
+audit = "audit.log"
 [server.pool]
 max = 0
 
@@ -122,7 +124,8 @@ tmp = "32MiB"
 		sv := c.Server
 		if sv.Protocol != "HTTP/1.0" || sv.MaxConcurrent != 32 || sv.DataDir != filepath.Join(dir, "state") ||
 			sv.Containerd != "private" || sv.UserNamespaces != "off" || sv.DrainTimeout != 5*time.Second ||
-			sv.IdleTimeout != 6*time.Second || sv.LogFormat != "json" || sv.Pool.Max != 0 || sv.Pool.Min != 0 {
+			sv.IdleTimeout != 6*time.Second || sv.LogFormat != "json" || sv.Pool.Max != 0 || sv.Pool.Min != 0 ||
+			sv.Admin != "127.0.0.1:9100" || sv.Audit != filepath.Join(dir, "audit.log") {
 			t.Errorf("server %+v", sv)
 		}
 		s := c.Sites[0]
@@ -213,6 +216,8 @@ root = "bob"
 			[]string{"site[1](b).uid:", `host id 2000001 is also site "a"'s`}},
 		{"uid of the host's nobody", "[[site]]\nname = \"a\"\nroot = \"www\"\nuid = 65533\n", []string{"site[0](a).uid:", "host's nobody"}},
 		{"bad listen", "[server]\nlisten = [\"8000\"]\n[[site]]\nname = \"a\"\nroot = \"www\"\n", []string{"cgibox.toml:2: server.listen:", "want host:port"}},
+		{"bad admin", "[server]\nadmin = \"9100\"\n[[site]]\nname = \"a\"\nroot = \"www\"\n", []string{"cgibox.toml:2: server.admin:", "want host:port"}},
+		{"admin on a site's listener", "[server]\nlisten = [\":8000\"]\nadmin = \":8000\"\n[[site]]\nname = \"a\"\nroot = \"www\"\n", []string{"server.admin:", "apart from every site"}},
 		{"bad protocol", "[server]\nprotocol = \"HTTP/2\"\n[[site]]\nname = \"a\"\nroot = \"www\"\n", []string{"server.protocol:"}},
 		{"bad header", "[[site]]\nname = \"a\"\nroot = \"www\"\nheaders = { \"Bad Name\" = \"x\" }\n", []string{"site[0](a).headers:"}},
 		{"every problem at once", "[[site]]\nname = \"a\"\nmode = \"x\"\n", []string{"site[0](a).root: missing", "site[0](a).mode:"}},

@@ -43,11 +43,14 @@ type fileServer struct {
 	TLSPasswordFile string    `toml:"tls_password_file"`
 	LogFormat       string    `toml:"log_format"`
 	LogLevel        string    `toml:"log_level"`
+	Admin           string    `toml:"admin"`
+	Audit           string    `toml:"audit"`
 }
 
 type filePool struct {
-	Max  *int      `toml:"max"`
-	Min  *int      `toml:"min"`
+	Max   *int      `toml:"max"`
+	Min   *int      `toml:"min"`
+	Total *int      `toml:"total"`
 	Idle *Duration `toml:"idle"`
 }
 
@@ -177,6 +180,7 @@ func (r *resolver) server(f fileServer) Server {
 	setString(&s.UserNamespaces, f.UserNamespaces)
 	setPtr(&s.Pool.Max, f.Pool.Max)
 	setPtr(&s.Pool.Min, f.Pool.Min)
+	setPtr(&s.Pool.Total, f.Pool.Total)
 	if f.Pool.Max != nil && *f.Pool.Max == 0 && f.Pool.Min == nil {
 		s.Pool.Min = 0 // no pool: nothing to keep
 	}
@@ -197,6 +201,12 @@ func (r *resolver) server(f fileServer) Server {
 	}
 	setString(&s.LogFormat, f.LogFormat)
 	setString(&s.LogLevel, f.LogLevel)
+	setString(&s.Admin, f.Admin)
+	if f.Audit != "" && f.Audit != "-" {
+		s.Audit = r.path(f.Audit)
+	} else {
+		setString(&s.Audit, f.Audit)
+	}
 	return s
 }
 

@@ -168,7 +168,7 @@ func (h *site) serveCGI(w http.ResponseWriter, r *http.Request, dir, clean strin
 	if hops, _ := r.Context().Value(redirectHopsKey{}).(int); hops > 0 {
 		jobID = fmt.Sprintf("%s.%d", rid, hops)
 	}
-	return h.runCGI(w, r, log, sandbox.Job{
+	job := sandbox.Job{
 		ID:         jobID,
 		Site:       h.cfg.Name,
 		Image:      image,
@@ -181,7 +181,11 @@ func (h *site) serveCGI(w http.ResponseWriter, r *http.Request, dir, clean strin
 		Limits:     h.cfg.Limits,
 		DataDir:    h.cfg.DataDir,
 		Users:      h.cfg.Users,
-	}, isNPH(sc.Name))
+	}
+	if sw, ok := w.(*statusWriter); ok && sw.cgi != nil {
+		sw.cgi.record = CGIRecord{Image: image, Limits: h.cfg.Limits, BytesIn: n}
+	}
+	return h.runCGI(w, r, log, job, isNPH(sc.Name))
 }
 
 // runCGI runs job and writes its response in the configured mode. It

@@ -257,6 +257,7 @@ func (h *site) setOutcome(w http.ResponseWriter, o jobOutcome, aborted bool) {
 		ExitCode: o.res.ExitCode, Reason: string(o.res.Reason),
 		CPU: o.res.CPU, PeakMemory: o.res.PeakMemory, Aborted: aborted,
 	}
+	sw.cgi.record.Result = o.res
 }
 
 type redirectHopsKey struct{}

@@ -98,6 +98,8 @@ type Config struct {
 	Logger    *slog.Logger
 	AccessLog io.Writer
 	LogFormat LogFormat
+	// Recorder, when set, receives a Record of every request.
+	Recorder Recorder
 }
 
 // Site is one site's configuration. Zero values take the defaults named on
@@ -290,6 +292,9 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			e.Script, e.CGI = rw.cgi.script, &rw.cgi.outcome
 		}
 		s.access.log(r.Context(), e)
+		if s.cfg.Recorder != nil {
+			s.cfg.Recorder.Record(s.record(e, rw))
+		}
 	}()
 	rw.Header().Set("Server", s.cfg.ServerSoftware)
 	// With HTTP/1.0 every response closes, as with Python. So does the
@@ -324,6 +329,23 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		rw.Header()[k] = v
 	}
 	h.router.ServeHTTP(rw, r)
+}
+
+// record is the Record of a request whose access log entry is e.
+func (s *Server) record(e entry, rw *statusWriter) Record {
+	rec := Record{
+		Time: e.Time, Duration: e.Duration, RequestID: e.RequestID, Site: e.Site,
+		Method: e.Method, URI: e.URI, Remote: e.Remote, Status: e.Status, Bytes: e.Bytes,
+	}
+	if rw.site != nil {
+		rec.Site = rw.site.cfg.Name
+	}
+	if rw.cgi != nil && rw.cgi.record.Image != "" {
+		c := rw.cgi.record
+		c.Script, c.Aborted = rw.cgi.script, rw.cgi.outcome.Aborted
+		rec.CGI = &c
+	}
+	return rec
 }
 
 // check applies the request-level limits that come before any routing.
@@ -461,10 +483,11 @@ type statusWriter struct {
 	cgi    *cgiLog
 }
 
-// cgiLog is what a CGI request adds to its access log entry.
+// cgiLog is what a CGI request adds to its access log entry and Record.
 type cgiLog struct {
 	script  string
 	outcome cgiOutcome
+	record  CGIRecord
 }
 
 func (w *statusWriter) WriteHeader(code int) {

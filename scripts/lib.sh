@@ -20,7 +20,17 @@ ensure_packages() {
   say "installing ${missing[*]}"
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
-  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  # Packages such as prometheus and nginx start their service when
+  # installed; the tests start their own, on ports of their own, and a
+  # service nobody asked for must not be left running. policy-rc.d's 101
+  # tells invoke-rc.d to start nothing (one we did not write is kept).
+  local policy=""
+  if [ ! -e /usr/sbin/policy-rc.d ]; then
+    policy=/usr/sbin/policy-rc.d
+    printf '#!/bin/sh\nexit 101\n' > "$policy" && chmod +x "$policy"
+  fi
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null || { [ -z "$policy" ] || rm -f "$policy"; return 1; }
+  [ -z "$policy" ] || rm -f "$policy"
 }
 
 # ensure_go puts a Go toolchain of the version go.mod names on PATH. A Go of

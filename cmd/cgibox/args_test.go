@@ -60,6 +60,8 @@ func TestParseServe(t *testing.T) {
 		}},
 		// No pool: nothing to keep, whatever --pool-min says by default.
 		{args: []string{"--pool", "0"}, check: func(o *serveOptions) bool { return o.pool.Max == 0 && o.pool.Min == 0 }},
+		{args: []string{"--pool-total", "3"}, check: func(o *serveOptions) bool { return o.pool.Total == 3 }},
+		{args: []string{"--admin", "127.0.0.1:9100", "--audit", "-"}, check: func(o *serveOptions) bool { return o.admin == "127.0.0.1:9100" && o.audit == "-" }},
 		{args: []string{"--pool", "2", "--pool-min", "3"}, wantErr: "--pool-min"},
 		{args: []string{"--pool", "-1"}, wantErr: "--pool"},
 		{args: []string{"--pool-idle", "0s"}, wantErr: "above zero"},

@@ -45,7 +45,17 @@ func describe(w io.Writer, c *config.Config) {
 	row(w, "data_dir", sv.DataDir)
 	row(w, "containerd", sv.Containerd)
 	row(w, "user ns", sv.UserNamespaces)
-	row(w, "prepared", fmt.Sprintf("up to %d per site and image, %d kept idle, shrinking after %s", sv.Pool.Max, sv.Pool.Min, sv.Pool.Idle))
+	total := "no cap in all"
+	if sv.Pool.Total > 0 {
+		total = fmt.Sprintf("%d in all", sv.Pool.Total)
+	}
+	row(w, "prepared", fmt.Sprintf("up to %d per site and image, %s, %d kept idle, shrinking after %s", sv.Pool.Max, total, sv.Pool.Min, sv.Pool.Idle))
+	if sv.Admin != "" {
+		row(w, "admin", "http://"+sv.Admin+"/ (/metrics, /healthz, /readyz)")
+	}
+	if sv.Audit != "" {
+		row(w, "audit", sv.Audit)
+	}
 	sum := 0
 	for _, s := range c.Sites {
 		fmt.Fprintf(w, "\nsite %s", s.Name)

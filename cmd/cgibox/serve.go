@@ -76,6 +76,9 @@ type serveOptions struct {
 	// names), which override the file.
 	configFile string
 	set        map[string]bool
+
+	admin string
+	audit string
 }
 
 func parseServe(args []string, stderr io.Writer) (*serveOptions, error) {
@@ -127,6 +130,7 @@ func parseServe(args []string, stderr io.Writer) (*serveOptions, error) {
 	fs.IntVar(&o.maxConcurrent, "max-concurrent", ds.MaxConcurrent, "CGI requests that may run at `once`")
 	fs.IntVar(&o.pool.Max, "pool", o.pool.Max, "keep up to this `many` containers started ahead per site and image (each still serves one request; 0 turns this off)")
 	fs.IntVar(&o.pool.Min, "pool-min", o.pool.Min, "prepared containers a pool keeps while idle (`count`; 0 lets it shrink to none)")
+	fs.IntVar(&o.pool.Total, "pool-total", o.pool.Total, "prepared containers of all pools together, at `most` (0: no cap); the least recently used pool gives one up for a busier one")
 	fs.Var(&poolIdle, "pool-idle", "a pool without requests for this `long` shrinks by one container")
 	fs.Var(&headerTimeout, "header-timeout", "`limit` on receiving a request's line and headers; then the connection is closed")
 	fs.Var(&bodyTimeout, "body-timeout", "`limit` on receiving a CGI request's body; then 400, and no script runs")
@@ -135,6 +139,8 @@ func parseServe(args []string, stderr io.Writer) (*serveOptions, error) {
 	fs.StringVar(&o.logFormat, "log-format", ds.LogFormat, "log `format`: text (python's access log) or json")
 	fs.StringVar(&logLevel, "log-level", ds.LogLevel, "log `level`: debug, info, warn or error")
 	fs.StringVar(&o.runtimeBinary, "runtime-binary", "", "runc-compatible runtime `binary` the shim runs (default: runc on containerd's PATH)")
+	fs.StringVar(&o.admin, "admin", "", "serve /metrics, /healthz and /readyz on this `host:port`, apart from every site (e.g. 127.0.0.1:9100)")
+	fs.StringVar(&o.audit, "audit", "", "append one JSON line per CGI job to this `file` (- for stdout; reopened on SIGUSR1)")
 	fs.StringVar(&o.configFile, "config", "", "serve the sites this TOML `file` describes; flags given too override it (SIGHUP reloads it)")
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "usage: cgibox [serve] [port] [-b ADDRESS] [-d DIRECTORY] [-p VERSION] [--cgi | --no-cgi] [options]")
@@ -272,6 +278,12 @@ func serve(ctx context.Context, now <-chan struct{}, args []string, stdout, stde
 	}
 	rt := &siteRuntime{log: log, progress: stderr, cacheDir: imageCacheDir(sv.DataDir)}
 	defer rt.close()
+	op, err := startOps(sv, stdout, log)
+	if err != nil {
+		return err
+	}
+	defer op.close()
+	op.ready = &readiness{}
 	if slices.ContainsFunc(c.Sites, func(s config.Site) bool { return s.CGI }) {
 		sb, err := startSandbox(ctx, sv, log)
 		switch {
@@ -288,9 +300,12 @@ func serve(ctx context.Context, now <-chan struct{}, args []string, stdout, stde
 			// CGI request answers 503 until cgibox runs where it can.
 			log.Error("CGI is unavailable: scripts answer 503 (run `cgibox doctor` to see why)", "err", err)
 			gcfg.Runner, gcfg.SpoolDir = unavailable{err}, ""
+			op.ready.unavailable = err
 		default:
 			defer sb.close()
 			gcfg.Runner, gcfg.Images, rt.mgr = sb.mgr, sb.images, sb.mgr
+			op.ready.mgr = sb.mgr
+			op.metrics.CollectSandbox(sb.mgr)
 			if rt.userns, err = userNamespaces(sv, sb.mgr, log); err != nil {
 				return err
 			}
@@ -304,6 +319,7 @@ func serve(ctx context.Context, now <-chan struct{}, args []string, stdout, stde
 	if gcfg.Sites, err = rt.gatewaySites(ctx, c); err != nil {
 		return err
 	}
+	gcfg.Recorder = op.recorder()
 	gw, err := gateway.New(gcfg)
 	if err != nil {
 		return err
@@ -311,6 +327,11 @@ func serve(ctx context.Context, now <-chan struct{}, args []string, stdout, stde
 	defer gw.Close()
 	if c.File != "" {
 		log.Info("serving sites", "config", c.File, "sites", gw.Sites())
+	}
+	op.ready.gw = gw
+	op.ready.setSites(gcfg.Sites)
+	if err := op.listen(ctx, sv.Admin); err != nil {
+		return err
 	}
 
 	srv := gateway.NewHTTPServer(gw, log)
@@ -361,15 +382,20 @@ func serve(ctx context.Context, now <-chan struct{}, args []string, stdout, stde
 		}()
 	}
 
-	hup := make(chan os.Signal, 1)
+	hup, usr1 := make(chan os.Signal, 1), make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
+	signal.Notify(usr1, syscall.SIGUSR1)
 	defer signal.Stop(hup)
+	defer signal.Stop(usr1)
 	for {
 		select {
 		case err := <-errc:
 			return fmt.Errorf("serving: %w", err)
 		case <-hup:
-			c = reload(ctx, o, c, rt, gw, log)
+			c = reload(ctx, o, c, rt, gw, op.ready, log)
+			continue
+		case <-usr1:
+			op.reopen()
 			continue
 		case <-ctx.Done():
 		}
@@ -388,7 +414,7 @@ func serve(ctx context.Context, now <-chan struct{}, args []string, stdout, stde
 // configuration keeps serving and the log says why. Server settings are
 // not reloaded: a change there is logged as needing a restart. It returns
 // the configuration now served.
-func reload(ctx context.Context, o *serveOptions, old *config.Config, rt *siteRuntime, gw *gateway.Server, log *slog.Logger) *config.Config {
+func reload(ctx context.Context, o *serveOptions, old *config.Config, rt *siteRuntime, gw *gateway.Server, ready *readiness, log *slog.Logger) *config.Config {
 	if o.configFile == "" {
 		log.Warn("SIGHUP: no --config file to reload; nothing changed")
 		return old
@@ -412,6 +438,14 @@ func reload(ctx context.Context, o *serveOptions, old *config.Config, rt *siteRu
 		return old
 	}
 	rt.closeUnused(c)
+	ready.setSites(sites)
+	if rt.mgr != nil {
+		var names []string
+		for _, s := range sites {
+			names = append(names, s.Name)
+		}
+		rt.mgr.KeepSites(names) // the prepared containers of sites gone
+	}
 	log.Info("SIGHUP: configuration reloaded", "config", c.File, "sites", gw.Sites())
 	return c
 }

@@ -82,6 +82,9 @@ func (o *serveOptions) override(c *config.Config, set func(flag string) bool) {
 	if set("pool-min") {
 		s.Pool.Min = o.pool.Min
 	}
+	if set("pool-total") {
+		s.Pool.Total = o.pool.Total
+	}
 	if set("pool-idle") {
 		s.Pool.Idle = o.pool.Idle
 	}
@@ -95,6 +98,12 @@ func (o *serveOptions) override(c *config.Config, set func(flag string) bool) {
 		if set(flag) {
 			*d.dst = d.v
 		}
+	}
+	if set("admin") {
+		s.Admin = o.admin
+	}
+	if set("audit") {
+		s.Audit = o.audit
 	}
 	if set("log-level") {
 		s.LogLevel = o.logLevel.String()
