@@ -98,12 +98,12 @@ type SandboxSource interface {
 
 // sandboxCollector reports the pools of prepared containers at scrape time.
 type sandboxCollector struct {
-	src     SandboxSource
-	ready   *prometheus.Desc
-	prep    *prometheus.Desc
-	target  *prometheus.Desc
-	hits    *prometheus.Desc
-	misses  *prometheus.Desc
+	src    SandboxSource
+	ready  *prometheus.Desc
+	prep   *prometheus.Desc
+	target *prometheus.Desc
+	hits   *prometheus.Desc
+	misses *prometheus.Desc
 }
 
 // CollectSandbox adds the sandbox's pool metrics, read at each scrape.

@@ -51,7 +51,7 @@ type filePool struct {
 	Max   *int      `toml:"max"`
 	Min   *int      `toml:"min"`
 	Total *int      `toml:"total"`
-	Idle *Duration `toml:"idle"`
+	Idle  *Duration `toml:"idle"`
 }
 
 type fileSite struct {
