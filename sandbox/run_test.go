@@ -258,8 +258,11 @@ func TestRunOutputLimit(t *testing.T) {
 func TestRunOutOfMemory(t *testing.T) {
 	m := manager(t)
 	// tail keeps the last line in memory; /dev/zero has no newline. The
-	// script then waits for the test to read its cgroup.
-	job := scriptJob(t, "#!/bin/sh\nhead -c 300m /dev/zero | tail -n 1 | wc -c\necho counted\nread x || :\n")
+	// script then waits for the test to read its cgroup. The hog asks to
+	// be the OOM killer's first choice (raising one's own oom_score_adj
+	// needs no privilege): on a busy host the killer otherwise took the
+	// shell too, and the cgroup was never read.
+	job := scriptJob(t, "#!/bin/sh\nsh -c 'echo 1000 > /proc/self/oom_score_adj; head -c 300m /dev/zero | tail -n 1' | wc -c\necho counted\nread x || :\n")
 	job.Limits.Memory = 32 << 20
 	var out, errOut bytes.Buffer
 	job.Stderr = &errOut
