@@ -143,7 +143,7 @@ func Check(c *Config) Errors {
 		}
 		for k, vs := range site.Headers {
 			for _, v := range vs {
-				if !validHeaderName(k) || strings.ContainsAny(v, "\r\n\x00") {
+				if !ValidHeaderName(k) || strings.ContainsAny(v, "\r\n\x00") {
 					siteAdd("headers", "%q = %q: not a valid header", k, v)
 				}
 			}
@@ -283,7 +283,9 @@ func validName(s string) bool {
 	return true
 }
 
-func validHeaderName(s string) bool {
+// ValidHeaderName reports whether s is an HTTP header field name (RFC 9110
+// §5.1: a token).
+func ValidHeaderName(s string) bool {
 	if s == "" {
 		return false
 	}

@@ -100,7 +100,7 @@ func inspectRequest(u *url.URL, method string, headers []string, listen []string
 	for _, h := range headers {
 		name, value, ok := strings.Cut(h, ":")
 		name, value = strings.TrimSpace(name), strings.TrimSpace(value)
-		if !ok || !validHeaderName(name) {
+		if !ok || !config.ValidHeaderName(name) {
 			return nil, fmt.Errorf("-H %q: want 'Name: value'", h)
 		}
 		if strings.EqualFold(name, "Host") {

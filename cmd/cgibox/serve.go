@@ -174,7 +174,7 @@ func parseServe(args []string, stderr io.Writer) (*serveOptions, error) {
 	for _, h := range headers {
 		name, value, ok := strings.Cut(h, ":")
 		name, value = strings.TrimSpace(name), strings.TrimSpace(value)
-		if !ok || !validHeaderName(name) || strings.ContainsAny(value, "\r\n\x00") {
+		if !ok || !config.ValidHeaderName(name) || strings.ContainsAny(value, "\r\n\x00") {
 			return nil, fmt.Errorf("--header %q: want 'Name: value'", h)
 		}
 		o.headers.Add(name, value)
@@ -237,17 +237,6 @@ func printDefaultsExcept(fs *flag.FlagSet, hidden ...string) {
 	shown.PrintDefaults()
 }
 
-func validHeaderName(s string) bool {
-	if s == "" {
-		return false
-	}
-	for _, c := range []byte(s) {
-		if c <= ' ' || c >= 0x7f || strings.IndexByte("()<>@,;:\\\"/[]?={}", c) >= 0 {
-			return false
-		}
-	}
-	return true
-}
 
 // serve runs the server until ctx ends, then drains it: the requests in
 // flight may finish for up to the drain timeout, or until now is closed.
