@@ -237,7 +237,6 @@ func printDefaultsExcept(fs *flag.FlagSet, hidden ...string) {
 	shown.PrintDefaults()
 }
 
-
 // serve runs the server until ctx ends, then drains it: the requests in
 // flight may finish for up to the drain timeout, or until now is closed.
 // SIGHUP reloads the --config file's sites.
