@@ -45,7 +45,10 @@ func TestAuditRecords(t *testing.T) {
 	root := cgiSite(t, map[string]string{
 		"ok.sh":   "#!/bin/sh\necho Content-Type: text/plain\necho\ni=0; while [ $i -lt 20000 ]; do i=$((i+1)); done\necho done\n",
 		"slow.sh": "#!/bin/sh\necho Content-Type: text/plain\necho\ni=0; while [ $i -lt 20000 ]; do i=$((i+1)); done\nsleep 30\n",
-		"oom.sh":  "#!/bin/sh\necho Content-Type: text/plain\necho\nhead -c 300m /dev/zero | tail -n 1 | wc -c\n",
+		// dd's one 300M buffer is filled by the kernel in a single read: the
+		// OOM comes at once, well before the deadline even on a slow host
+		// (a pipe that fills tail's buffer took longer than 2s at 0.5 CPU).
+		"oom.sh": "#!/bin/sh\necho Content-Type: text/plain\necho\ndd if=/dev/zero of=/dev/null bs=300M count=1\n",
 	})
 	audit := filepath.Join(t.TempDir(), "audit.log")
 	srv := startCgibox(t, "-d", root, "--audit", audit, "--timeout", "2s", "--memory", "32M")
