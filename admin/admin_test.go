@@ -73,13 +73,20 @@ func TestMetricsRecord(t *testing.T) {
 	}
 }
 
-type pools []sandbox.PoolStats
+type fakeSandbox struct {
+	pools []sandbox.PoolStats
+	stats sandbox.Stats
+}
 
-func (p pools) Pools() []sandbox.PoolStats { return p }
+func (f fakeSandbox) Pools() []sandbox.PoolStats { return f.pools }
+func (f fakeSandbox) Stats() sandbox.Stats       { return f.stats }
 
 func TestHandler(t *testing.T) {
 	m := NewMetrics("v1.2.3")
-	m.CollectSandbox(pools{{Site: "alice", Image: "img", Ready: 2, Target: 3, Hits: 5, Misses: 1}, {Site: "alice", Image: "img", Ready: 1}})
+	m.CollectSandbox(fakeSandbox{
+		pools: []sandbox.PoolStats{{Site: "alice", Image: "img", Ready: 2, Target: 3, Hits: 5, Misses: 1}, {Site: "alice", Image: "img", Ready: 1}},
+		stats: sandbox.Stats{ContainerdUp: true, Created: 7, Deleted: 6, DaemonRestarts: 1},
+	})
 	m.Record(gateway.Record{Site: "alice", Status: 200})
 	var readyErr error
 	srv := httptest.NewServer(Handler(m, func(context.Context) error { return readyErr }, slog.New(slog.DiscardHandler)))
@@ -113,6 +120,10 @@ func TestHandler(t *testing.T) {
 		`cgibox_build_info{goversion="go`,
 		`cgibox_pool_ready{image="img",site="alice"} 3`,
 		`cgibox_pool_hits_total{image="img",site="alice"} 5`,
+		"cgibox_containerd_up 1\n",
+		"cgibox_containers_created_total 7\n",
+		"cgibox_containers_deleted_total 6\n",
+		"cgibox_containerd_restarts_total 1\n",
 		"go_goroutines ",
 		"process_resident_memory_bytes ",
 	} {

@@ -94,6 +94,7 @@ func (m *Metrics) Record(r gateway.Record) {
 // SandboxSource is what the sandbox collector reads at each scrape.
 type SandboxSource interface {
 	Pools() []sandbox.PoolStats
+	Stats() sandbox.Stats
 }
 
 // sandboxCollector reports the pools of prepared containers at scrape time.
@@ -104,6 +105,11 @@ type sandboxCollector struct {
 	target *prometheus.Desc
 	hits   *prometheus.Desc
 	misses *prometheus.Desc
+
+	up       *prometheus.Desc
+	created  *prometheus.Desc
+	deleted  *prometheus.Desc
+	restarts *prometheus.Desc
 }
 
 // CollectSandbox adds the sandbox's pool metrics, read at each scrape.
@@ -116,16 +122,30 @@ func (m *Metrics) CollectSandbox(src SandboxSource) {
 		target: prometheus.NewDesc("cgibox_pool_target", "Prepared containers the pool aims to hold.", labels, nil),
 		hits:   prometheus.NewDesc("cgibox_pool_hits_total", "Jobs that took a prepared container.", labels, nil),
 		misses: prometheus.NewDesc("cgibox_pool_misses_total", "Jobs that found their pool empty and started their own container.", labels, nil),
+
+		up:       prometheus.NewDesc("cgibox_containerd_up", "Whether containerd answered its last health check (1) or not (0).", nil, nil),
+		created:  prometheus.NewDesc("cgibox_containers_created_total", "Containers created, for jobs and prepared ahead.", nil, nil),
+		deleted:  prometheus.NewDesc("cgibox_containers_deleted_total", "Containers deleted, including leftovers removed after an outage or at start.", nil, nil),
+		restarts: prometheus.NewDesc("cgibox_containerd_restarts_total", "Restarts of the private containerd after it exited.", nil, nil),
 	})
 }
 
 func (c *sandboxCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{c.ready, c.prep, c.target, c.hits, c.misses} {
+	for _, d := range []*prometheus.Desc{c.ready, c.prep, c.target, c.hits, c.misses, c.up, c.created, c.deleted, c.restarts} {
 		ch <- d
 	}
 }
 
 func (c *sandboxCollector) Collect(ch chan<- prometheus.Metric) {
+	st := c.src.Stats()
+	up := 0.0
+	if st.ContainerdUp {
+		up = 1
+	}
+	ch <- prometheus.MustNewConstMetric(c.up, prometheus.GaugeValue, up)
+	ch <- prometheus.MustNewConstMetric(c.created, prometheus.CounterValue, float64(st.Created))
+	ch <- prometheus.MustNewConstMetric(c.deleted, prometheus.CounterValue, float64(st.Deleted))
+	ch <- prometheus.MustNewConstMetric(c.restarts, prometheus.CounterValue, float64(st.DaemonRestarts))
 	// Pools of one site and image with different directories or limits
 	// are summed: the labels name what an operator tells apart.
 	type key struct{ site, image string }

@@ -173,6 +173,11 @@ func startPrivate(ctx context.Context, cfg endpointConfig) (*endpoint, error) {
 		stopDaemon(ctx, d, cfg.log)
 		return nil, err
 	}
+	if cfg.command == "serve" {
+		// A server outlives crashes of its daemon; a short command's
+		// daemon ends with it anyway.
+		d.Supervise()
+	}
 	return &endpoint{client: c, address: d.Address(), daemon: d, state: privateState(cfg.dataDir),
 		where: "as a private daemon started under " + cfg.dataDir}, nil
 }

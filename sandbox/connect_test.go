@@ -119,7 +119,7 @@ func TestNewBesideHolderLeavesItsDaemon(t *testing.T) {
 	if !holder.Private() || holder.Address() != filepath.Join(dataDir, "containerd.sock") {
 		t.Fatalf("holder: Private() = %v, Address() = %q; want its own daemon under %s", holder.Private(), holder.Address(), dataDir)
 	}
-	daemonPid := holder.endpoint.daemon.cmd.Process.Pid
+	daemonPid := holder.endpoint.daemon.Pid()
 
 	_, err = New(ctx, WithDataDir(dataDir), WithLauncher(testEnv.launcher))
 	var busy *BusyError
@@ -189,7 +189,7 @@ func TestStartDaemonStopsOnlyOrphans(t *testing.T) {
 		t.Fatalf("StartDaemon beside a live owner's daemon = %v, want an error saying it already runs", err)
 	}
 	select {
-	case <-first.exited:
+	case <-first.proc().exited:
 		t.Fatalf("the first daemon was stopped although its owner runs")
 	default:
 	}
@@ -208,7 +208,7 @@ func TestStartDaemonStopsOnlyOrphans(t *testing.T) {
 	}
 	defer second.Stop(ctx)
 	select {
-	case <-first.exited:
+	case <-first.proc().exited:
 	case <-time.After(daemonStopTimeout):
 		t.Errorf("the orphaned daemon still runs")
 	}

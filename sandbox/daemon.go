@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -19,11 +20,26 @@ import (
 
 // Daemon is a private containerd started by cgibox as a child process, with
 // its own root, state, socket and configuration under a data directory.
+// Once supervised it is restarted whenever it exits, until Stop.
 type Daemon struct {
+	bin, configPath, logPath, dataDir string
+	address                           string
+	pidFile                           string
+	log                               *slog.Logger
+
+	stop       chan struct{} // closed by Stop
+	supervised chan struct{} // closed when the supervisor has ended
+
+	mu          sync.Mutex
+	cur         *daemonProc
+	stopping    bool
+	supervising bool
+	restarts    int
+}
+
+// daemonProc is one run of the daemon's process.
+type daemonProc struct {
 	cmd     *exec.Cmd
-	address string
-	pidFile string
-	log     *slog.Logger
 	exited  chan struct{} // closed when the process has been reaped
 	waitErr error         // valid after exited is closed
 }
@@ -31,6 +47,12 @@ type Daemon struct {
 const (
 	daemonReadyTimeout = 20 * time.Second
 	daemonStopTimeout  = 10 * time.Second
+	// A supervised daemon that exits is restarted after restartDelay,
+	// doubling up to restartMaxDelay while it keeps failing; one that
+	// stayed up for restartSettled starts over at restartDelay.
+	restartDelay    = 500 * time.Millisecond
+	restartMaxDelay = 30 * time.Second
+	restartSettled  = time.Minute
 )
 
 // daemonConfig is the private containerd's configuration. Version 2 is read
@@ -101,65 +123,157 @@ func StartDaemon(ctx context.Context, dataDir string, log *slog.Logger) (*Daemon
 		}
 	}
 	d := &Daemon{
-		address: filepath.Join(dataDir, "containerd.sock"),
-		pidFile: filepath.Join(dataDir, "containerd.pid"),
-		log:     log,
-		exited:  make(chan struct{}),
+		bin:        bin,
+		dataDir:    dataDir,
+		configPath: filepath.Join(dataDir, "containerd.toml"),
+		logPath:    filepath.Join(dataDir, "containerd.log"),
+		address:    filepath.Join(dataDir, "containerd.sock"),
+		pidFile:    filepath.Join(dataDir, "containerd.pid"),
+		log:        log,
+		stop:       make(chan struct{}),
+		supervised: make(chan struct{}),
 	}
 	if len(d.address) > 100 {
 		return nil, fmt.Errorf("data dir %s: socket path %s is too long for a unix socket", dataDir, d.address)
 	}
-	configPath := filepath.Join(dataDir, "containerd.toml")
 	config := fmt.Sprintf(daemonConfig,
 		filepath.Join(base, "root"), privateState(dataDir), d.address, filepath.Join(base, "opt"))
-	if err := os.WriteFile(configPath, []byte(config), 0o600); err != nil {
+	if err := os.WriteFile(d.configPath, []byte(config), 0o600); err != nil {
 		return nil, fmt.Errorf("write containerd config: %w", err)
 	}
-	if err := stopStale(d.pidFile, configPath, log); err != nil {
+	if err := stopStale(d.pidFile, d.configPath, log); err != nil {
 		return nil, err
 	}
-
-	logFile, err := os.OpenFile(filepath.Join(dataDir, "containerd.log"), os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
-	if err != nil {
-		return nil, fmt.Errorf("containerd log: %w", err)
-	}
-	defer logFile.Close() // the child has its own descriptor
-	d.cmd = exec.Command(bin, "--config", configPath)
-	d.cmd.Stdout = logFile
-	d.cmd.Stderr = logFile
-	d.cmd.Dir = dataDir
-	// Its own process group: a Ctrl-C on cgibox's terminal must not kill
-	// the daemon under running containers; cgibox stops it on Close.
-	d.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := d.cmd.Start(); err != nil {
-		return nil, fmt.Errorf("%w: start containerd: %w", ErrUnavailable, err)
-	}
-	go func() {
-		d.waitErr = d.cmd.Wait()
-		close(d.exited)
-	}()
-	if err := writePidFile(d.pidFile, d.cmd.Process.Pid); err != nil {
-		log.Warn("cannot record containerd pid", "err", err)
-	}
-	log.Info("started private containerd", "pid", d.cmd.Process.Pid, "address", d.address,
-		"log", filepath.Join(dataDir, "containerd.log"))
-
-	if err := d.waitReady(ctx); err != nil {
-		stopCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), daemonStopTimeout)
-		defer cancel()
-		if serr := d.Stop(stopCtx); serr != nil {
-			log.Warn("stopping failed containerd", "err", serr)
-		}
+	if err := d.spawn(ctx); err != nil {
 		return nil, err
 	}
 	return d, nil
+}
+
+// spawn starts the daemon's process and waits until it answers; on
+// failure the process is stopped again.
+func (d *Daemon) spawn(ctx context.Context) error {
+	logFile, err := os.OpenFile(d.logPath, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
+	if err != nil {
+		return fmt.Errorf("containerd log: %w", err)
+	}
+	defer logFile.Close() // the child has its own descriptor
+	cmd := exec.Command(d.bin, "--config", d.configPath)
+	cmd.Stdout = logFile
+	cmd.Stderr = logFile
+	cmd.Dir = d.dataDir
+	// Its own process group: a Ctrl-C on cgibox's terminal must not kill
+	// the daemon under running containers; cgibox stops it on Close.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	p := &daemonProc{cmd: cmd, exited: make(chan struct{})}
+	d.mu.Lock()
+	if d.stopping {
+		d.mu.Unlock()
+		return fmt.Errorf("%w: containerd is being stopped", ErrUnavailable)
+	}
+	if err := cmd.Start(); err != nil {
+		d.mu.Unlock()
+		return fmt.Errorf("%w: start containerd: %w", ErrUnavailable, err)
+	}
+	d.cur = p
+	d.mu.Unlock()
+	go func() {
+		p.waitErr = cmd.Wait()
+		close(p.exited)
+	}()
+	if err := writePidFile(d.pidFile, cmd.Process.Pid); err != nil {
+		d.log.Warn("cannot record containerd pid", "err", err)
+	}
+	d.log.Info("started private containerd", "pid", cmd.Process.Pid, "address", d.address, "log", d.logPath)
+
+	if err := d.waitReady(ctx, p); err != nil {
+		stopCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), daemonStopTimeout)
+		defer cancel()
+		if serr := d.terminate(stopCtx, p); serr != nil {
+			d.log.Warn("stopping failed containerd", "err", serr)
+		}
+		return err
+	}
+	return nil
+}
+
+// Supervise restarts the daemon whenever it exits, until Stop: containers
+// keep running under their shims while it is gone, and the restarted
+// daemon takes them back, so a serving cgibox recovers without a restart
+// of its own. Calling it again does nothing.
+func (d *Daemon) Supervise() {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.supervising || d.stopping {
+		return
+	}
+	d.supervising = true
+	go d.supervise()
+}
+
+func (d *Daemon) supervise() {
+	defer close(d.supervised)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() {
+		<-d.stop
+		cancel()
+	}()
+	delay := restartDelay
+	for {
+		p := d.proc()
+		up := time.Now()
+		select {
+		case <-p.exited:
+		case <-d.stop:
+			return
+		}
+		if time.Since(up) >= restartSettled {
+			delay = restartDelay
+		}
+		d.log.Error("private containerd exited; restarting it (CGI requests get 503 meanwhile)",
+			"pid", p.cmd.Process.Pid, "status", p.waitErr, "in", delay, "log", d.logPath)
+		wait := time.NewTimer(delay)
+		select {
+		case <-wait.C:
+		case <-d.stop:
+			wait.Stop()
+			return
+		}
+		delay = min(2*delay, restartMaxDelay)
+		if err := d.spawn(ctx); err != nil {
+			d.log.Error("private containerd did not restart; trying again", "err", err, "in", delay)
+			continue
+		}
+		d.mu.Lock()
+		d.restarts++
+		d.mu.Unlock()
+		d.log.Info("private containerd restarted", "pid", d.Pid())
+	}
+}
+
+// proc is the current run of the process.
+func (d *Daemon) proc() *daemonProc {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.cur
+}
+
+// Pid is the current process's pid.
+func (d *Daemon) Pid() int { return d.proc().cmd.Process.Pid }
+
+// Restarts counts the times the supervisor restarted the daemon.
+func (d *Daemon) Restarts() int {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.restarts
 }
 
 // privateState is the state directory of dataDir's private containerd,
 // below which it keeps the containers' bundles.
 func privateState(dataDir string) string { return filepath.Join(dataDir, "containerd", "state") }
 
-func (d *Daemon) waitReady(ctx context.Context) error {
+func (d *Daemon) waitReady(ctx context.Context, p *daemonProc) error {
 	ctx, cancel := context.WithTimeout(ctx, daemonReadyTimeout)
 	defer cancel()
 	// Wait for the socket to appear, then for the health service.
@@ -170,8 +284,8 @@ func (d *Daemon) waitReady(ctx context.Context) error {
 			break
 		}
 		select {
-		case <-d.exited:
-			return fmt.Errorf("%w: containerd exited during start-up (%v); see its log", ErrUnavailable, d.waitErr)
+		case <-p.exited:
+			return fmt.Errorf("%w: containerd exited during start-up (%v); see its log", ErrUnavailable, p.waitErr)
 		case <-ctx.Done():
 			return fmt.Errorf("%w: containerd did not create its socket: %w", ErrUnavailable, ctx.Err())
 		case <-tick.C:
@@ -196,40 +310,60 @@ func (d *Daemon) waitReady(ctx context.Context) error {
 			return fmt.Errorf("%w: containerd does not answer: %w", ErrUnavailable, err)
 		}
 		return nil
-	case <-d.exited:
-		return fmt.Errorf("%w: containerd exited during start-up (%v); see its log", ErrUnavailable, d.waitErr)
+	case <-p.exited:
+		return fmt.Errorf("%w: containerd exited during start-up (%v); see its log", ErrUnavailable, p.waitErr)
 	}
 }
 
 // Address is the daemon's socket.
 func (d *Daemon) Address() string { return d.address }
 
-// Stop stops the daemon: SIGTERM, then SIGKILL when it has not exited
-// within daemonStopTimeout or before ctx ends.
+// Stop stops the daemon, and its supervision: SIGTERM, then SIGKILL when
+// it has not exited within daemonStopTimeout or before ctx ends.
 func (d *Daemon) Stop(ctx context.Context) error {
+	d.mu.Lock()
+	first := !d.stopping
+	d.stopping = true
+	supervising := d.supervising
+	d.mu.Unlock()
+	if first {
+		close(d.stop)
+	}
+	if supervising {
+		// A restart under way gives up (its ctx ends) and stops what it
+		// started; after this no process is started again.
+		<-d.supervised
+	}
+	p := d.proc()
 	select {
-	case <-d.exited:
+	case <-p.exited:
 		return nil
 	default:
 	}
 	defer os.Remove(d.pidFile)
-	if err := d.cmd.Process.Signal(syscall.SIGTERM); err != nil && !errors.Is(err, os.ErrProcessDone) {
+	return d.terminate(ctx, p)
+}
+
+// terminate ends the process p: SIGTERM, then SIGKILL.
+func (d *Daemon) terminate(ctx context.Context, p *daemonProc) error {
+	pid := p.cmd.Process.Pid
+	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil && !errors.Is(err, os.ErrProcessDone) {
 		return fmt.Errorf("stop containerd: %w", err)
 	}
 	timer := time.NewTimer(daemonStopTimeout)
 	defer timer.Stop()
 	select {
-	case <-d.exited:
-		d.log.Info("private containerd stopped", "pid", d.cmd.Process.Pid)
+	case <-p.exited:
+		d.log.Info("private containerd stopped", "pid", pid)
 		return nil
 	case <-ctx.Done():
 	case <-timer.C:
 	}
-	d.log.Warn("private containerd did not stop on SIGTERM; killing it", "pid", d.cmd.Process.Pid)
-	if err := d.cmd.Process.Kill(); err != nil && !errors.Is(err, os.ErrProcessDone) {
+	d.log.Warn("private containerd did not stop on SIGTERM; killing it", "pid", pid)
+	if err := p.cmd.Process.Kill(); err != nil && !errors.Is(err, os.ErrProcessDone) {
 		return fmt.Errorf("kill containerd: %w", err)
 	}
-	<-d.exited
+	<-p.exited
 	return nil
 }
 

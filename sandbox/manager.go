@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	containerd "github.com/containerd/containerd/v2/client"
@@ -79,6 +80,12 @@ type Manager struct {
 	// userns is why jobs with Users cannot run here (nil: they can);
 	// decided by New.
 	userns error
+
+	// created and deleted count the containers this manager made and
+	// removed (jobs', prepared and swept ones).
+	created, deleted atomic.Uint64
+	// health is what the monitor last saw of containerd.
+	health atomic.Pointer[health]
 
 	// jobs counts the Runs under way, deletes included; closing is closed
 	// by Close to end them.
@@ -211,7 +218,12 @@ func New(ctx context.Context, opts ...Option) (*Manager, error) {
 		cgroups:       DetectCgroups(""),
 		userns:        userNamespaceSupport(e.state, launcher),
 	}
+	m.health.Store(&health{up: true, since: time.Now()})
 	m.pools = newPools(ctx, m, cfg.pool)
+	if cfg.command == "serve" {
+		m.jobs.Add(1)
+		go m.monitor()
+	}
 	if e.beside != nil {
 		m.log.Info("data directory held by another cgibox; working beside it",
 			"data_dir", dataDir, "holder", e.beside.String(), "containerd", e.address)
@@ -307,6 +319,83 @@ func (m *Manager) Close() error {
 		m.log.Warn("closing while jobs are still being deleted", "waited", closeWait)
 	}
 	return m.endpoint.close(context.Background())
+}
+
+// healthEvery is how often a serving manager asks containerd whether it
+// answers; healthTimeout bounds one question.
+const (
+	healthEvery   = time.Second
+	healthTimeout = 2 * time.Second
+)
+
+// health is one state of containerd as the monitor saw it.
+type health struct {
+	up    bool
+	since time.Time // of the last change
+	err   error     // why it is down
+}
+
+// monitor watches containerd until Close, and logs when it stops and
+// starts answering: the operator's first sign of an outage, and of its end.
+func (m *Manager) monitor() {
+	defer m.jobs.Done()
+	t := time.NewTicker(healthEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-m.closing:
+			return
+		case <-t.C:
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), healthTimeout)
+		err := m.ping(ctx)
+		cancel()
+		was := m.health.Load()
+		switch {
+		case err != nil && was.up:
+			m.health.Store(&health{up: false, since: time.Now(), err: err})
+			m.log.Error("containerd does not answer: CGI requests get 503 until it does", "containerd", m.address, "err", err)
+		case err == nil && !was.up:
+			m.health.Store(&health{up: true, since: time.Now()})
+			m.log.Info("containerd answers again", "containerd", m.address, "down_for", time.Since(was.since).Round(time.Millisecond))
+		}
+	}
+}
+
+// ping asks containerd whether it serves.
+func (m *Manager) ping(ctx context.Context) error {
+	ok, err := m.client.IsServing(ctx)
+	switch {
+	case err != nil:
+		return fmt.Errorf("%w: containerd at %s: %w", ErrUnavailable, m.address, err)
+	case !ok:
+		return fmt.Errorf("%w: containerd at %s: not serving", ErrUnavailable, m.address)
+	}
+	return nil
+}
+
+// Stats are a manager's counters, for metrics.
+type Stats struct {
+	// ContainerdUp is whether containerd answered the last health check
+	// (a serving manager checks every second), Since when that has been
+	// so; Err is why it is down.
+	ContainerdUp bool
+	Since        time.Time
+	Err          error
+	// Created and Deleted count containers made and removed.
+	Created, Deleted uint64
+	// DaemonRestarts counts restarts of a private containerd.
+	DaemonRestarts int
+}
+
+// Stats reports the manager's counters.
+func (m *Manager) Stats() Stats {
+	h := m.health.Load()
+	s := Stats{ContainerdUp: h.up, Since: h.since, Err: h.err, Created: m.created.Load(), Deleted: m.deleted.Load()}
+	if d := m.endpoint.daemon; d != nil {
+		s.DaemonRestarts = d.Restarts()
+	}
+	return s
 }
 
 // Address is the containerd socket in use.

@@ -53,8 +53,11 @@ type identity struct {
 }
 
 // image looks up the image of a job. One that is missing fails with
-// ErrUnavailable and ErrImageNotFound.
+// ErrUnavailable and ErrImageNotFound. The lookup is bounded: a daemon
+// that hangs (stopped, or swapping) fails the job rather than holding it.
 func (m *Manager) image(ctx context.Context, ref string) (containerd.Image, error) {
+	ctx, cancel := context.WithTimeout(ctx, connectTimeout)
+	defer cancel()
 	img, err := m.client.GetImage(ctx, ref)
 	switch {
 	case errdefs.IsNotFound(err):
@@ -89,6 +92,7 @@ func (m *Manager) startContainer(ctx context.Context, key poolKey, img container
 		m.removeSnapshot(ctx, who.id)
 		return nil, fmt.Errorf("create container %s: %w", who.id, err)
 	}
+	m.created.Add(1)
 	s := &started{
 		id: who.id, container: container, image: img.Target().Digest,
 		out: &relay{}, errs: &relay{keep: earlyStderrCap},

@@ -63,6 +63,11 @@ func (m *Manager) Run(ctx context.Context, job Job) (Result, error) {
 		return res, fmt.Errorf("%w: cgibox is shutting down", ErrUnavailable)
 	default:
 	}
+	if h := m.health.Load(); !h.up {
+		// Fail at once while the monitor sees containerd down, rather
+		// than each job waiting for its own timeout.
+		return res, fmt.Errorf("%w: containerd has not answered since %s: %w", ErrUnavailable, h.since.Format(time.RFC3339), h.err)
+	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	go func() {
@@ -367,7 +372,10 @@ func (m *Manager) cleanup(ctx context.Context, c *started) {
 	if c.cancelWait != nil {
 		c.cancelWait()
 	}
-	if err := c.container.Delete(cctx, containerd.WithSnapshotCleanup); err != nil && !errdefs.IsNotFound(err) {
+	switch err := c.container.Delete(cctx, containerd.WithSnapshotCleanup); {
+	case err == nil:
+		m.deleted.Add(1)
+	case !errdefs.IsNotFound(err):
 		m.log.Error("delete container", "container", c.id, "err", err)
 		failed = true
 	}
@@ -394,6 +402,7 @@ func (m *Manager) retryRemove(ctx context.Context, container containerd.Containe
 		err := removeContainer(rctx, container)
 		cancel()
 		if err == nil {
+			m.deleted.Add(1)
 			m.log.Info("removed leftover container after containerd recovered", "container", container.ID())
 			return
 		}

@@ -667,7 +667,7 @@ func TestNewAutoStartsPrivateDaemon(t *testing.T) {
 	if err != nil {
 		t.Fatalf("New(auto): %v", err)
 	}
-	pid := m.endpoint.daemon.cmd.Process.Pid
+	pid := m.endpoint.daemon.Pid()
 	if !m.Private() || m.Address() != filepath.Join(dataDir, "containerd.sock") {
 		t.Errorf("Private() = %v, Address() = %q; want a private daemon on %s", m.Private(), m.Address(), filepath.Join(dataDir, "containerd.sock"))
 	}

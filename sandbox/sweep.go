@@ -54,6 +54,7 @@ func (m *Manager) Sweep(ctx context.Context) (removed int, err error) {
 			continue
 		}
 		m.endOrphanShim(c.ID())
+		m.deleted.Add(1)
 		removed++
 		m.log.Info("swept leftover container", "container", c.ID(),
 			"request", labels[LabelRequest], "site", labels[LabelSite], "instance", labels[LabelInstance])

@@ -51,6 +51,9 @@ func (r *readiness) check(ctx context.Context) error {
 	if r.mgr == nil {
 		return nil
 	}
+	if st := r.mgr.Stats(); !st.ContainerdUp {
+		return &admin.NotReady{Reason: "containerd does not answer", Err: st.Err}
+	}
 	r.mu.Lock()
 	images := r.images
 	r.mu.Unlock()

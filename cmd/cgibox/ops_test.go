@@ -195,3 +195,108 @@ func TestPrometheusScrapes(t *testing.T) {
 	check(`sum(cgibox_cgi_request_duration_seconds_count)`, fmt.Sprint(cgi))
 	check(`up{job="cgibox"}`, "1")
 }
+
+// TestContainerdOutage: while the private containerd does not answer,
+// static files are served, CGI answers 503 and /readyz says why; when it
+// answers again CGI works without a restart of cgibox. A daemon that dies
+// under a running script is restarted by cgibox, and the script's
+// container is deleted once it answers.
+func TestContainerdOutage(t *testing.T) {
+	root := cgiSite(t, map[string]string{
+		"hello.sh": helloScript,
+		"slow.sh":  "#!/bin/sh\necho Content-Type: text/plain\necho\necho begun\nsleep 60\n",
+	})
+	srv, dataDir := servePrivate(t, root, "--admin", "127.0.0.1:0", "--pool", "0", "--timeout", "5s")
+	admin := adminURL(t, srv)
+	readyz := func() (int, string) {
+		resp, body := get(t, admin+"readyz", nil)
+		return resp.StatusCode, string(body)
+	}
+	metric := func(name string) string {
+		_, body := get(t, admin+"metrics", nil)
+		m := regexp.MustCompile(`(?m)^` + name + ` (\S+)$`).FindStringSubmatch(string(body))
+		if m == nil {
+			return ""
+		}
+		return m[1]
+	}
+	var code int
+	var body string
+	if !waitFor(30*time.Second, func() bool { code, body = readyz(); return code == 200 }) {
+		t.Fatalf("/readyz before the outage: %d %q", code, body)
+	}
+	assertHello(t, srv)
+	pid := privateDaemonPid(t, dataDir)
+
+	// A daemon that stops answering: stopped by SIGSTOP.
+	if err := syscall.Kill(pid, syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	stopped := true
+	defer func() {
+		if stopped {
+			syscall.Kill(pid, syscall.SIGCONT)
+		}
+	}()
+	if !waitFor(20*time.Second, func() bool { code, body = readyz(); return code == 503 }) {
+		t.Fatalf("/readyz with containerd stopped: %d %q, want 503", code, body)
+	}
+	if body != "not ready: containerd does not answer\n" {
+		t.Errorf("/readyz with containerd stopped says %q", body)
+	}
+	if v := metric("cgibox_containerd_up"); v != "0" {
+		t.Errorf("cgibox_containerd_up = %q with containerd stopped, want 0", v)
+	}
+	if resp, b := get(t, srv.base+"/index.html", nil); resp.StatusCode != 200 || string(b) != "static\n" {
+		t.Errorf("static file during the outage: %d %q", resp.StatusCode, b)
+	}
+	if resp, _ := get(t, srv.base+"/cgi-bin/hello.sh", nil); resp.StatusCode != http.StatusServiceUnavailable {
+		t.Errorf("CGI during the outage: %d, want 503", resp.StatusCode)
+	}
+	if err := syscall.Kill(pid, syscall.SIGCONT); err != nil {
+		t.Fatal(err)
+	}
+	stopped = false
+	if !waitFor(20*time.Second, func() bool { code, body = readyz(); return code == 200 }) {
+		t.Fatalf("/readyz after containerd continued: %d %q, want 200", code, body)
+	}
+	assertHello(t, srv)
+
+	// A daemon that dies under a running script: cgibox restarts it.
+	first, rest := streamUntilFirstLine(t, srv, "/cgi-bin/slow.sh")
+	if first != "begun\n" {
+		t.Fatalf("slow.sh's first line %q", first)
+	}
+	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-rest:
+		// Ended by its deadline, enforced without containerd (or cut
+		// off): either way it did not run its minute.
+	case <-time.After(45 * time.Second):
+		t.Fatal("the request under the dead daemon did not end")
+	}
+	if !waitFor(60*time.Second, func() bool { code, body = readyz(); return code == 200 }) {
+		t.Fatalf("/readyz after containerd died: %d %q, want 200 once cgibox restarted it\n%s", code, body, srv.stderr.String())
+	}
+	if now := privateDaemonPid(t, dataDir); now == pid {
+		t.Errorf("containerd pid %d after the restart, the dead one's", now)
+	}
+	assertHello(t, srv)
+	if v := metric("cgibox_containerd_restarts_total"); v != "1" {
+		t.Errorf("cgibox_containerd_restarts_total = %q, want 1", v)
+	}
+	// No job is lost track of: every container made is deleted, the dead
+	// daemon's script's too, once the new daemon answers.
+	var created, deleted string
+	if !waitFor(60*time.Second, func() bool {
+		created, deleted = metric("cgibox_containers_created_total"), metric("cgibox_containers_deleted_total")
+		return created == "4" && deleted == "4"
+	}) {
+		t.Errorf("containers created %s, deleted %s; want 4 and 4\n%s", created, deleted, srv.stderr.String())
+	}
+	if !strings.Contains(srv.stderr.String(), "private containerd exited; restarting it") {
+		t.Errorf("the log does not say the daemon was restarted:\n%s", srv.stderr.String())
+	}
+}
