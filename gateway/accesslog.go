@@ -105,7 +105,9 @@ func (a *accessLog) log(ctx context.Context, e entry) {
 				slog.String("end", e.CGI.Reason),
 				slog.Duration("cpu", e.CGI.CPU),
 				slog.Int64("peak_memory", e.CGI.PeakMemory),
-				slog.Bool("aborted", e.CGI.Aborted))
+				slog.Bool("aborted", e.CGI.Aborted),
+				slog.Time("started", e.Time),
+				slog.Time("ended", e.Time.Add(e.Duration)))
 		}
 		a.json.LogAttrs(ctx, slog.LevelInfo, "request", attrs...)
 		return
@@ -152,6 +154,13 @@ func appendText(b []byte, e entry) []byte {
 		if e.CGI.Aborted {
 			b = append(b, " aborted"...)
 		}
+		// The line's time is the request's arrival, as in Python; a
+		// script's line also says when the response ended and how long
+		// it took (a timed-out one ended well after it began).
+		b = append(b, " took="...)
+		b = append(b, e.Duration.Round(time.Millisecond).String()...)
+		b = append(b, " ended="...)
+		b = e.Time.Add(e.Duration).AppendFormat(b, "15:04:05.000")
 	}
 	if e.RequestID != "" && (e.CGI != nil || e.Status >= 400) {
 		b = append(b, " rid="...)

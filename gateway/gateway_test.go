@@ -458,6 +458,27 @@ func TestAccessLogPythonFormat(t *testing.T) {
 	}
 }
 
+// A CGI request's line says when its response ended and how long it took:
+// the line's own time is its arrival, as in Python's log.
+func TestAccessLogCGIEnd(t *testing.T) {
+	start := time.Date(2026, 12, 3, 12, 46, 29, 0, time.Local)
+	e := entry{Remote: "127.0.0.1:1234", Time: start, Method: "GET", URI: "/cgi-bin/slow.sh", Proto: "HTTP/1.1",
+		Status: 200, Duration: 2384 * time.Millisecond, Script: "/cgi-bin/slow.sh", CGI: &cgiOutcome{ExitCode: 143, Reason: "timeout"}}
+	line := string(appendText(nil, e))
+	want := `127.0.0.1 - - [03/Dec/2026 12:46:29] "GET /cgi-bin/slow.sh HTTP/1.1" 200 - cgi=/cgi-bin/slow.sh exit=143 end=timeout cpu=0s mem=0 took=2.384s ended=12:46:31.384` + "\n"
+	if line != want {
+		t.Errorf("line\n%q\nwant\n%q", line, want)
+	}
+	var buf bytes.Buffer
+	a := newAccessLog(LogJSON, &buf)
+	a.log(context.Background(), e)
+	a.close()
+	var rec struct{ Started, Ended time.Time }
+	if err := json.Unmarshal(buf.Bytes(), &rec); err != nil || !rec.Started.Equal(start) || !rec.Ended.Equal(start.Add(e.Duration)) {
+		t.Errorf("JSON started %v ended %v (%v), want %v and %v", rec.Started, rec.Ended, err, start, start.Add(e.Duration))
+	}
+}
+
 func TestHeadersAndProtocol(t *testing.T) {
 	srv, _, _ := newTestServer(t, Config{Protocol: "HTTP/1.0", Sites: []Site{{Headers: http.Header{"X-Extra": {"1"}}}}})
 	resp, err := http.Get(srv.URL + "/index.html")

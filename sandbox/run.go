@@ -8,6 +8,7 @@ import (
 	"os"
 	"path"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -193,7 +194,7 @@ func (m *Manager) runIn(ctx context.Context, c *started, job Job, l Limits, fram
 
 	var st containerd.ExitStatus
 	var err error
-	res.Reason, st, err = supervise(ctx, c.task, c.exited, stdout.ended, l)
+	res.Reason, st, err = supervise(ctx, c.task, c.exited, stdout.ended, l, stdout.cut)
 	ended := time.Now()
 	res.Duration = ended.Sub(start)
 	if err == nil {
@@ -241,9 +242,11 @@ func (m *Manager) runtimeOptions() any {
 
 // supervise waits for the task to exit; on the deadline, ctx's end or an
 // output event it kills the task (SIGTERM to all its processes, then
-// SIGKILL after the grace) and says why. It returns once the task has
+// SIGKILL after the grace) and says why. At the deadline it calls cut
+// first: what a script prints while it dies (a shell goes on after its
+// sleep was killed) is not its response. It returns once the task has
 // exited, or with an error when the exit can no longer be observed.
-func supervise(ctx context.Context, task containerd.Task, exited <-chan containerd.ExitStatus, ended <-chan Reason, l Limits) (Reason, containerd.ExitStatus, error) {
+func supervise(ctx context.Context, task containerd.Task, exited <-chan containerd.ExitStatus, ended <-chan Reason, l Limits, cut func()) (Reason, containerd.ExitStatus, error) {
 	deadline := time.NewTimer(l.Wall)
 	defer deadline.Stop()
 	var grace *time.Timer
@@ -281,6 +284,7 @@ func supervise(ctx context.Context, task containerd.Task, exited <-chan containe
 			}
 			return reason, st, nil
 		case <-deadline.C:
+			cut()
 			begin(Timeout)
 		case <-done:
 			done = nil
@@ -502,6 +506,10 @@ type outWriter struct {
 	ended   chan Reason
 	done    chan struct{} // closed by close
 
+	// cutOff is set at the deadline: later writes are discarded. Not
+	// under mu, which a write to a slow client holds.
+	cutOff atomic.Bool
+
 	mu     sync.Mutex
 	n      int64
 	failed bool
@@ -520,7 +528,7 @@ func (o *outWriter) Write(p []byte) (int, error) {
 	}
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	if o.closed || o.failed {
+	if o.closed || o.failed || o.cutOff.Load() {
 		return len(p), nil
 	}
 	if o.first.IsZero() {
@@ -541,6 +549,9 @@ func (o *outWriter) Write(p []byte) (int, error) {
 	}
 	return len(p), nil
 }
+
+// cut discards the output from now on; a write under way finishes.
+func (o *outWriter) cut() { o.cutOff.Store(true) }
 
 // firstByte is when the first byte of output came, or zero.
 func (o *outWriter) firstByte() time.Time {

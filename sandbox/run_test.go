@@ -212,6 +212,22 @@ func TestRunDeadline(t *testing.T) {
 	}
 }
 
+// After the deadline nothing more of the script's output is passed on:
+// a shell whose sleep the SIGTERM killed goes on printing while it dies.
+func TestRunNothingAfterDeadline(t *testing.T) {
+	manager(t)
+	job := scriptJob(t, "#!/bin/sh\ntrap 'echo trapped' TERM\necho up\nsleep 1000 &\nwait\necho after\n")
+	job.Limits.Wall = time.Second
+	job.Limits.KillGrace = 2 * time.Second
+	res, out, _, err := run(t, testContext(t), job)
+	if err != nil || res.Reason != Timeout {
+		t.Errorf("Run = %+v, %v; want reason %s", res, err, Timeout)
+	}
+	if out != "up\n" {
+		t.Errorf("output %q, want only what came before the deadline, %q", out, "up\n")
+	}
+}
+
 func TestRunClientGone(t *testing.T) {
 	m := manager(t)
 	job := scriptJob(t, "#!/bin/sh\nsleep 1000\n")
