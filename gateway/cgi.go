@@ -237,7 +237,7 @@ func (h *site) runCGI(w http.ResponseWriter, r *http.Request, log *slog.Logger, 
 		case <-started:
 		default:
 			stderr.flush()
-			h.notStarted(w, r, log, imageHint(h.srv.cfg.Images, job.Image, o.err))
+			h.notStarted(w, r, log, imageHint(h.srv.cfg.Images, job.Image, h.srv.cfg.ImageFixFlags, o.err))
 			return ""
 		}
 	}
@@ -275,6 +275,11 @@ func (h *site) notStarted(w http.ResponseWriter, r *http.Request, log *slog.Logg
 	case err == nil:
 		log.ErrorContext(r.Context(), "CGI job ended without starting")
 		h.fail(w, r, http.StatusInternalServerError, "CGI script could not be started")
+	case errors.Is(err, sandbox.ErrImageNotFound):
+		// Retrying will not help: the server lacks an image until its
+		// operator builds it. No Retry-After.
+		log.ErrorContext(r.Context(), "CGI image missing: the server is misconfigured", "err", err)
+		h.fail(w, r, http.StatusInternalServerError, "The server is misconfigured: the script's image is missing")
 	case errors.Is(err, sandbox.ErrUnavailable):
 		log.ErrorContext(r.Context(), "CGI runtime unavailable", "err", err)
 		w.Header().Set("Retry-After", "5")

@@ -243,7 +243,9 @@ func TestCGIFailuresBeforeStart(t *testing.T) {
 		err  error
 		want int
 	}{
-		{fmt.Errorf("%w: image x not found", sandbox.ErrUnavailable), http.StatusServiceUnavailable},
+		{fmt.Errorf("%w: containerd at x: connection refused", sandbox.ErrUnavailable), http.StatusServiceUnavailable},
+		// A missing image is the operator's to fix: retrying will not help.
+		{fmt.Errorf("%w: %w: image x", sandbox.ErrUnavailable, sandbox.ErrImageNotFound), http.StatusInternalServerError},
 		{errors.New("secret internal detail"), http.StatusInternalServerError},
 	}
 	for _, tc := range cases {
@@ -258,15 +260,18 @@ func TestCGIFailuresBeforeStart(t *testing.T) {
 		if resp.StatusCode != tc.want {
 			t.Errorf("%v: status %d, want %d", tc.err, resp.StatusCode, tc.want)
 		}
-		if strings.Contains(string(body), "detail") || strings.Contains(string(body), "image x") {
+		if strings.Contains(string(body), "detail") || strings.Contains(string(body), "image x") || strings.Contains(string(body), "refused") {
 			t.Errorf("%v: error text reached the client: %s", tc.err, body)
 		}
 		id := resp.Header.Get("X-Request-Id")
 		if id == "" || !strings.Contains(string(body), id) || !strings.Contains(logs.String(), id) {
 			t.Errorf("request id %q must be in the page and the log", id)
 		}
-		if tc.want == 503 && resp.Header.Get("Retry-After") == "" {
-			t.Errorf("503 without Retry-After")
+		if ra := resp.Header.Get("Retry-After"); (tc.want == 503) != (ra != "") {
+			t.Errorf("%v: status %d with Retry-After %q; want one with 503 only", tc.err, resp.StatusCode, ra)
+		}
+		if misconfigured := strings.Contains(string(body), "misconfigured"); misconfigured != errors.Is(tc.err, sandbox.ErrImageNotFound) {
+			t.Errorf("%v: page %q; want it to say the server is misconfigured exactly when the image is missing", tc.err, body)
 		}
 		waitFor(t, func() bool { return strings.Contains(access.String(), "\n") })
 		if !strings.Contains(access.String(), "exit=-1 end=not-started") {

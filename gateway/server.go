@@ -64,6 +64,10 @@ type Config struct {
 	// site's Image is not one of Images (a custom image), which then runs
 	// it.
 	Images map[string]string
+	// ImageFixFlags are appended to the `cgibox image build NAME` the log
+	// gives as the fix of a missing image (" --data-dir /srv/cgibox"),
+	// so that the command builds it where this server looks.
+	ImageFixFlags string
 	// MountRoot is where a site appears inside a container: a CGI
 	// directory /cgi-bin is mounted at MountRoot+"/cgi-bin". Default /www.
 	MountRoot string

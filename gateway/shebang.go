@@ -157,11 +157,13 @@ func nameOf(images map[string]string, ref string) string {
 	return ""
 }
 
-// imageHint adds the fix to err when it is the sandbox's ErrUnavailable
-// and ref is one of cgibox's images: most often it was never built.
-func imageHint(images map[string]string, ref string, err error) error {
+// imageHint adds the fix to err when it is the sandbox's ErrImageNotFound
+// and ref is one of cgibox's images: most often it was never built, or
+// was built into another data directory. flags are the server's own (see
+// Config.ImageFixFlags).
+func imageHint(images map[string]string, ref, flags string, err error) error {
 	if name := nameOf(images, ref); name != "" && errors.Is(err, sandbox.ErrImageNotFound) {
-		return fmt.Errorf("%w (build it: cgibox image build %s)", err, name)
+		return fmt.Errorf("%w (build it: cgibox image build %s%s)", err, name, flags)
 	}
 	return err
 }

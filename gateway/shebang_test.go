@@ -141,11 +141,11 @@ func TestImageHint(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.ref+" "+tt.err.Error(), func(t *testing.T) {
-			got := imageHint(testImages, tt.ref, tt.err)
+			got := imageHint(testImages, tt.ref, " --data-dir /srv/x", tt.err)
 			if !errors.Is(got, tt.err) {
 				t.Errorf("imageHint lost the error: %v", got)
 			}
-			if has := strings.Contains(got.Error(), "cgibox image build perl"); has != tt.wantHint {
+			if has := strings.Contains(got.Error(), "cgibox image build perl --data-dir /srv/x)"); has != tt.wantHint {
 				t.Errorf("imageHint(%s, %v) = %q; want hint: %v", tt.ref, tt.err, got, tt.wantHint)
 			}
 		})

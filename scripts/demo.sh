@@ -15,12 +15,12 @@ build_cgibox
 # cache under /var/lib/cgibox.
 # An image that cannot be built (a host whose apt sources have no Debian
 # suite, no network to the mirror) leaves the rest of the demo running:
-# say which scripts will answer 503 and how to build it later.
+# say which scripts will answer 500 and how to build it later.
 for image in perl python; do
   say "image $image"
   if ! ./cgibox image build "$image"; then
     scripts=$(grep -l -E "^#!.*[/ ]${image}3?( |\$)" examples/cgi-bin/* 2>/dev/null | xargs -r -n1 basename | tr '\n' ' ' || true)
-    printf 'warning: the %s image could not be built (see above); these examples will answer 503: %s\n' "$image" "${scripts:-none}" >&2
+    printf 'warning: the %s image could not be built (see above); these examples will answer 500: %s\n' "$image" "${scripts:-none}" >&2
     printf '         build it later with: ./cgibox image build %s [--suite SUITE] [--mirror URL]\n' "$image" >&2
   fi
 done

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"strings"
 
+	"github.com/cgibox/cgibox/config"
 	"github.com/cgibox/cgibox/images"
 	"github.com/cgibox/cgibox/sandbox"
 )
@@ -47,14 +48,21 @@ func doctorCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 // flagsForFix repeats the daemon flags that differ from their defaults,
 // so that a printed fix acts on the same containerd and data directory.
 func (d *daemonFlags) flagsForFix() string {
+	return strings.ReplaceAll(fixFlags(d.containerd, d.dataDir), "%", "%%")
+}
+
+// fixFlags are the --containerd and --data-dir flags, each when it differs
+// from its default, that a printed command needs to act where this one
+// does.
+func fixFlags(containerd, dataDir string) string {
 	var b strings.Builder
-	if d.containerd != "auto" {
-		fmt.Fprintf(&b, " --containerd %s", d.containerd)
+	if containerd != sandbox.AddressAuto {
+		fmt.Fprintf(&b, " --containerd %s", containerd)
 	}
-	if d.dataDir != "/var/lib/cgibox" {
-		fmt.Fprintf(&b, " --data-dir %s", d.dataDir)
+	if dataDir != config.DefaultServer().DataDir {
+		fmt.Fprintf(&b, " --data-dir %s", dataDir)
 	}
-	return strings.ReplaceAll(b.String(), "%", "%%")
+	return b.String()
 }
 
 // writeChecks prints one line per check, "STATUS  name: detail", and under

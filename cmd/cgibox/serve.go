@@ -292,6 +292,7 @@ func serve(ctx context.Context, now <-chan struct{}, args []string, stdout, stde
 		default:
 			defer sb.close()
 			gcfg.Runner, gcfg.Images, rt.mgr = sb.mgr, sb.images, sb.mgr
+			gcfg.ImageFixFlags = fixFlags(sv.Containerd, sv.DataDir)
 			op.ready.mgr = sb.mgr
 			op.metrics.CollectSandbox(sb.mgr)
 			if rt.userns, err = userNamespaces(sv, sb.mgr, log); err != nil {
