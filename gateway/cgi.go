@@ -299,6 +299,22 @@ func (h *site) notStarted(w http.ResponseWriter, r *http.Request, log *slog.Logg
 func (h *site) streamPython(ctx context.Context, w http.ResponseWriter, r *http.Request,
 	stdout *io.PipeReader, cancel context.CancelCauseFunc, wait func() jobOutcome) {
 	defer stdout.Close()
+	// Python sends its 200 before the script runs. cgibox sends the same
+	// bytes when the script's first byte arrives, still before any of its
+	// output, so that a script that ends without a byte (it failed at once,
+	// or its interpreter is missing) gets an error page, not a blank 200.
+	br := bufio.NewReaderSize(stdout, 16<<10)
+	if _, err := br.Peek(1); err != nil {
+		o := wait()
+		h.setOutcome(w, o, false)
+		if r.Context().Err() != nil {
+			return // the client went away first
+		}
+		h.log.WarnContext(ctx, "CGI script ended without output", "request_id", requestID(w),
+			"end", o.res.Reason, "exit_code", o.res.ExitCode)
+		h.fail(w, r, http.StatusInternalServerError, "The CGI script ended without output")
+		return
+	}
 	conn, brw, err := http.NewResponseController(w).Hijack()
 	if err != nil {
 		cancel(fmt.Errorf("hijack: %w", err))
@@ -316,7 +332,7 @@ func (h *site) streamPython(ctx context.Context, w http.ResponseWriter, r *http.
 		io.Copy(io.Discard, io.LimitReader(brw.Reader, 1<<20))
 		cancel(errClientGone)
 	}()
-	aborted, err := h.writePython(ctx, w, r, conn, stdout)
+	aborted, err := h.writePython(ctx, w, r, conn, br)
 	if err != nil {
 		abandon(stdout, cancel, err)
 	}
@@ -335,7 +351,7 @@ func (h *site) streamPython(ctx context.Context, w http.ResponseWriter, r *http.
 
 // writePython writes the response of streamPython to conn. It reports
 // whether the response was cut, and why when the gateway cut it.
-func (h *site) writePython(ctx context.Context, w http.ResponseWriter, r *http.Request, conn net.Conn, stdout io.Reader) (aborted bool, err error) {
+func (h *site) writePython(ctx context.Context, w http.ResponseWriter, r *http.Request, conn net.Conn, br *bufio.Reader) (aborted bool, err error) {
 	out := bufio.NewWriterSize(&deadlineWriter{conn: conn, timeout: h.srv.cfg.WriteTimeout}, 32<<10)
 	var head bytes.Buffer
 	fmt.Fprintf(&head, "%s 200 Script output follows\r\n", h.srv.cfg.Protocol)
@@ -351,7 +367,6 @@ func (h *site) writePython(ctx context.Context, w http.ResponseWriter, r *http.R
 	}
 
 	// The script's header block, checked line by line.
-	br := bufio.NewReaderSize(stdout, 16<<10)
 	hdr, rejected, herr := readHeaderBlock(br, headerLimits{})
 	if len(rejected) > 0 {
 		h.log.WarnContext(ctx, "dropped invalid script header lines",

@@ -485,3 +485,28 @@ func TestCGIErrorsBeforeStart(t *testing.T) {
 		}
 	}
 }
+
+// In Python's mode a script that ends without a byte of output gets a 500
+// page with the request id (Python sends a blank 200); one that prints
+// gets Python's 200 as before.
+func TestNoOutputIs500(t *testing.T) {
+	requireContainerd(t)
+	root := cgiSite(t, map[string]string{
+		"fails.sh":  "#!/bin/sh\nexit 3\n",
+		"nointerp":  "#!/no/such/interpreter\nprint 1\n",
+		"prints.sh": "#!/bin/sh\necho Content-Type: text/plain\necho\necho hi\nexit 3\n",
+	})
+	srv := startCgibox(t, "-d", root)
+	for script, says := range map[string]string{"fails.sh": "ended without output", "nointerp": "could not be started"} {
+		resp, body := get(t, srv.base+"/cgi-bin/"+script, nil)
+		id := resp.Header.Get("X-Request-Id")
+		if resp.StatusCode != http.StatusInternalServerError || id == "" || !strings.Contains(string(body), id) ||
+			!strings.Contains(string(body), says) {
+			t.Errorf("%s: %d, request id %q, body %q; want 500 naming the request id", script, resp.StatusCode, id, body)
+		}
+	}
+	resp, body := get(t, srv.base+"/cgi-bin/prints.sh", nil)
+	if resp.StatusCode != http.StatusOK || resp.Status != "200 Script output follows" || string(body) != "hi\n" {
+		t.Errorf("prints.sh: %q %q; want Python's 200 and its output", resp.Status, body)
+	}
+}
