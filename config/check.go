@@ -241,6 +241,10 @@ func checkLimits(l Limits, maxConcurrent int, add func(k, format string, args ..
 			add(v.key, "%d: must be above zero", v.n)
 		}
 	}
+	if l.Tmp > 0 && l.Tmp < l.Body {
+		add("limits.tmp", "%s is below limits.body %s: a script could not spool the body it is given to /tmp (raise tmp, or leave it out: it is body + %s)",
+			FormatSize(l.Tmp), FormatSize(l.Body), FormatSize(tmpSlack))
+	}
 	if l.Memory > 0 && l.Memory < 4<<20 {
 		add("limits.memory", "%s: below 4M no script starts", FormatSize(l.Memory))
 	}

@@ -158,10 +158,19 @@ func DefaultSite() Site {
 		Headers: http.Header{},
 		Limits: Limits{
 			Timeout: l.Wall, Memory: l.Memory, CPUs: l.CPU, Pids: l.Pids,
-			Output: l.Output, Body: gateway.DefaultMaxBody, Tmp: l.Tmp,
+			Output: l.Output, Body: gateway.DefaultMaxBody, Tmp: TmpFor(gateway.DefaultMaxBody),
 		},
 	}
 }
+
+// tmpSlack is what /tmp holds beyond a request body: the multipart
+// framing and a script's own temporary files.
+const tmpSlack = 8 << 20
+
+// TmpFor is the /tmp size of a site that sets none: room for the largest
+// body the site accepts, which CGI.pm and cgi.FieldStorage spool to /tmp,
+// and then some. A file there may be as large as /tmp (RLIMIT_FSIZE).
+func TmpFor(body int64) int64 { return body + tmpSlack }
 
 // SandboxLimits returns the limits of one job of the site.
 func (l Limits) SandboxLimits() sandbox.Limits {

@@ -64,7 +64,7 @@ func TestParseGood(t *testing.T) {
 		}
 		s := c.Sites[0]
 		want := Limits{Timeout: 10 * time.Second, Memory: 64 << 20, CPUs: 0.5, Pids: 64, Output: 64 << 20,
-			Body: 64 << 20, Tmp: 16 << 20, Concurrent: 4, Rate: 20}
+			Body: 64 << 20, Tmp: 72 << 20, Concurrent: 4, Rate: 20}
 		if s.Limits != want {
 			t.Errorf("limits\n got %+v\nwant %+v", s.Limits, want)
 		}
@@ -192,6 +192,8 @@ root = "bob"
 		{"bad duration", "[[site]]\nname = \"a\"\nroot = \"www\"\n[site.limits]\ntimeout = \"10 seconds\"\n",
 			[]string{"cgibox.toml:5:", `duration "10 seconds": want a number with a unit`}},
 		{"zero duration", "[server]\ndrain_timeout = \"0s\"\n", []string{"cgibox.toml:2:", "must be above zero"}},
+		{"tmp below body", "[[site]]\nname = \"a\"\nroot = \"www\"\n[site.limits]\nbody = \"64M\"\ntmp = \"16M\"\n",
+			[]string{"site[0](a).limits.tmp: 16M is below limits.body 64M: a script could not spool"}},
 		{"no sites", "[server]\nlisten = [\":80\"]\n", []string{"site: no site"}},
 		{"two defaults", "[[site]]\nname = \"a\"\ndefault = true\nroot = \"www\"\n[[site]]\nname = \"b\"\ndefault = true\nroot = \"www\"\n",
 			[]string{"2 sites are the default"}},
@@ -276,5 +278,27 @@ func TestLoadTooLarge(t *testing.T) {
 	}
 	if _, err := Load(f); err == nil || !strings.Contains(err.Error(), "larger than 4M") {
 		t.Errorf("Load of a %d-byte file: %v, want larger than 4M", maxFile+4, err)
+	}
+}
+
+// A site that sets no tmp gets room in /tmp for the largest body it
+// accepts: CGI.pm and cgi.FieldStorage spool uploads there.
+func TestTmpFollowsBody(t *testing.T) {
+	dir := sites(t)
+	for _, tt := range []struct {
+		limits string
+		want   int64
+	}{
+		{"", 72 << 20},
+		{"body = \"100M\"\n", 108 << 20},
+		{"body = \"100M\"\ntmp = \"200M\"\n", 200 << 20},
+	} {
+		c, err := parse(t, dir, "[[site]]\nname = \"a\"\nroot = \"www\"\n[site.limits]\n"+tt.limits)
+		if err != nil {
+			t.Fatalf("%q: %v", tt.limits, err)
+		}
+		if got := c.Sites[0].Limits.Tmp; got != tt.want {
+			t.Errorf("%q: tmp %s, want %s", tt.limits, FormatSize(got), FormatSize(tt.want))
+		}
 	}
 }

@@ -251,6 +251,7 @@ func (r *resolver) site(i int, f fileSite) Site {
 	setPtr(&l.Pids, fl.Pids)
 	setSize(&l.Output, fl.Output)
 	setSize(&l.Body, fl.Body)
+	l.Tmp = TmpFor(l.Body)
 	setSize(&l.Tmp, fl.Tmp)
 	setPtr(&l.Concurrent, fl.Concurrent)
 	setPtr(&l.Rate, fl.Rate)

@@ -169,7 +169,8 @@ func (l Limits) withDefaults(d Limits) Limits {
 		l.NoFile = d.NoFile
 	}
 	if l.FileSize == 0 {
-		l.FileSize = d.FileSize
+		// A file in /tmp may fill /tmp: an upload spooled there is one.
+		l.FileSize = max(d.FileSize, uint64(l.Tmp))
 	}
 	if l.KillGrace <= 0 {
 		l.KillGrace = d.KillGrace

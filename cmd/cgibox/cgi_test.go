@@ -510,3 +510,33 @@ func TestNoOutputIs500(t *testing.T) {
 		t.Errorf("prints.sh: %q %q; want Python's 200 and its output", resp.Status, body)
 	}
 }
+
+// A body the gateway accepts fits the script's /tmp, file size limit
+// included: with the defaults, a 20 MiB upload spooled to /tmp arrives
+// whole (it used to stop at 16 MiB). --tmp sizes /tmp.
+func TestUploadFitsTmp(t *testing.T) {
+	requireContainerd(t)
+	root := cgiSite(t, map[string]string{
+		"spool.sh": "#!/bin/sh\necho Content-Type: text/plain\necho\ncat > /tmp/upload && wc -c < /tmp/upload\n",
+	})
+	body := bytes.Repeat([]byte("0123456789abcdef"), 20<<20/16)
+	srv := startCgibox(t, "-d", root)
+	resp, out := do(t, "POST", srv.base+"/cgi-bin/spool.sh", nil, body)
+	if got := strings.TrimSpace(string(out)); resp.StatusCode != 200 || got != fmt.Sprint(len(body)) {
+		t.Errorf("20 MiB upload with the defaults: %d, script counted %q bytes in /tmp, want %d", resp.StatusCode, got, len(body))
+	}
+	// A /tmp smaller than the body is refused at start, naming both.
+	out2, code := runCgibox(t, "-d", root, "--tmp", "16M", "--containerd", containerdAddr, "--data-dir", sharedDataDir, "0")
+	if code == 0 || !strings.Contains(out2, "16M is below limits.body 64M") {
+		t.Errorf("--tmp 16M with --max-body 64M: exit %d, output %q; want a refusal naming both", code, out2)
+	}
+	// One serve at a time holds the shared data directory.
+	srv.cmd.Process.Signal(syscall.SIGTERM)
+	<-srv.done
+	srv = startCgibox(t, "-d", root, "--tmp", "8M", "--max-body", "4M")
+	small := body[:6<<20]
+	resp, out = do(t, "POST", srv.base+"/cgi-bin/spool.sh", nil, small)
+	if resp.StatusCode != http.StatusRequestEntityTooLarge {
+		t.Errorf("6 MiB over --max-body 4M: %d %q, want 413", resp.StatusCode, out)
+	}
+}

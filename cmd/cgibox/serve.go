@@ -61,6 +61,7 @@ type serveOptions struct {
 	cpus          float64
 	maxOutput     int64
 	maxBody       int64
+	tmp           int64
 	maxConcurrent int
 	pool          sandbox.PoolConfig
 
@@ -91,7 +92,7 @@ func parseServe(args []string, stderr io.Writer) (*serveOptions, error) {
 	// The defaults are the configuration document's: one source.
 	ds, dl := config.DefaultServer(), config.DefaultSite()
 	timeout, drainTimeout := positiveDuration(dl.Limits.Timeout), positiveDuration(ds.DrainTimeout)
-	memory, maxOutput, maxBody := byteSize(dl.Limits.Memory), byteSize(dl.Limits.Output), byteSize(dl.Limits.Body)
+	memory, maxOutput, maxBody, tmp := byteSize(dl.Limits.Memory), byteSize(dl.Limits.Output), byteSize(dl.Limits.Body), byteSize(dl.Limits.Tmp)
 	headerTimeout, bodyTimeout := positiveDuration(ds.HeaderTimeout), positiveDuration(ds.BodyTimeout)
 	writeTimeout, idleTimeout := positiveDuration(ds.WriteTimeout), positiveDuration(ds.IdleTimeout)
 	logLevel := ds.LogLevel
@@ -127,6 +128,7 @@ func parseServe(args []string, stderr io.Writer) (*serveOptions, error) {
 	fs.Float64Var(&o.cpus, "cpus", dl.Limits.CPUs, "CPU `cores` one script may use")
 	fs.Var(&maxOutput, "max-output", "output `limit` of one script")
 	fs.Var(&maxBody, "max-body", "largest request `body` passed to a script")
+	fs.Var(&tmp, "tmp", "`size` of a script's /tmp, where uploads are spooled, and of the largest file it may write (default: --max-body + 8M; counts against --memory)")
 	fs.IntVar(&o.maxConcurrent, "max-concurrent", ds.MaxConcurrent, "CGI requests that may run at `once`")
 	fs.IntVar(&o.pool.Max, "pool", o.pool.Max, "keep up to this `many` containers started ahead per site and image (each still serves one request; 0 turns this off)")
 	fs.IntVar(&o.pool.Min, "pool-min", o.pool.Min, "prepared containers a pool keeps while idle (`count`; 0 lets it shrink to none)")
@@ -206,7 +208,7 @@ func parseServe(args []string, stderr io.Writer) (*serveOptions, error) {
 	}
 	o.cgiDirs = cgiDirs
 	o.timeout, o.drainTimeout, o.memory = time.Duration(timeout), time.Duration(drainTimeout), int64(memory)
-	o.maxOutput, o.maxBody = int64(maxOutput), int64(maxBody)
+	o.maxOutput, o.maxBody, o.tmp = int64(maxOutput), int64(maxBody), int64(tmp)
 	o.headerTimeout, o.bodyTimeout = time.Duration(headerTimeout), time.Duration(bodyTimeout)
 	o.writeTimeout, o.idleTimeout = time.Duration(writeTimeout), time.Duration(idleTimeout)
 	return o, nil

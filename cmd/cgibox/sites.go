@@ -172,6 +172,11 @@ func (o *serveOptions) override(c *config.Config, set func(flag string) bool) {
 		}
 		if set("max-body") {
 			l.Body = o.maxBody
+			// /tmp keeps room for the body a script is given.
+			l.Tmp = max(l.Tmp, config.TmpFor(l.Body))
+		}
+		if set("tmp") {
+			l.Tmp = o.tmp
 		}
 	}
 }
