@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -29,7 +30,7 @@ import (
 type browser struct {
 	cmd     *exec.Cmd
 	done    chan struct{} // closed when cmd has been waited for
-	stderr  *bytes.Buffer // Chromium's own log, for failure messages
+	stderr  *logBuffer    // Chromium's own log, for failure messages
 	send    *os.File
 	recv    chan cdpMessage
 	quit    chan struct{} // closed by close: the reader stops
@@ -74,7 +75,7 @@ func startBrowser(ctx context.Context, t *testing.T) *browser {
 	if err != nil {
 		t.Fatal(err)
 	}
-	b := &browser{done: make(chan struct{}), stderr: new(bytes.Buffer), send: ours, recv: make(chan cdpMessage, 16), quit: make(chan struct{})}
+	b := &browser{done: make(chan struct{}), stderr: new(logBuffer), send: ours, recv: make(chan cdpMessage, 16), quit: make(chan struct{})}
 	b.cmd = exec.CommandContext(ctx, bin, "--headless", "--no-sandbox", "--disable-gpu",
 		"--user-data-dir="+profile, "--remote-debugging-pipe", "--no-first-run",
 		"--no-default-browser-check", "--disable-extensions", "about:blank")
@@ -150,8 +151,23 @@ func (b *browser) close() {
 
 // log is the tail of Chromium's stderr.
 func (b *browser) log() string {
-	s := b.stderr.String()
+	b.stderr.mu.Lock()
+	defer b.stderr.mu.Unlock()
+	s := b.stderr.buf.String()
 	return s[max(0, len(s)-2000):]
+}
+
+// logBuffer is Chromium's stderr, written by exec's copying goroutine while
+// a failing test may read it.
+type logBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (l *logBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.buf.Write(p)
 }
 
 // call sends one command to the page's session (or to the browser before
