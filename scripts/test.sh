@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 . scripts/lib.sh
 
 if [ "$(id -u)" = 0 ]; then
-  ensure_packages containerd:containerd runc:runc /bin/busybox:busybox-static python3:python3 /etc/mime.types:media-types git:git debootstrap:debootstrap /usr/sbin/mkfs.ext4:e2fsprogs prometheus:prometheus
+  ensure_packages containerd:containerd runc:runc /bin/busybox:busybox-static python3:python3 /etc/mime.types:media-types git:git debootstrap:debootstrap /usr/sbin/mkfs.ext4:e2fsprogs prometheus:prometheus chromium:chromium /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf:fonts-dejavu-core
   export CGIBOX_INTEGRATION=require
   # The perl and python images' archives, kept between runs on this machine
   # (keyed by recipe hash; only the tests read this).

@@ -53,14 +53,18 @@ func WriteErrorRef(w http.ResponseWriter, r *http.Request, code int, message str
 	}
 }
 
-// errorPage renders the page. Python's layout (title "Error response", the
-// code, "Message: …." and "Error code explanation: N - ….") is kept so
-// people and tools that know Python's pages recognise it.
+// errorPage renders the page. Python's layout and text (title "Error
+// response", the code, "Message: …." and "Error code explanation: N - ….")
+// are kept so people and tools that know Python's pages recognise it; the
+// head adds the viewport and the listing's stylesheet (pageStyle), so the
+// page reads well on a phone.
 func errorPage(code int, message string, ref Ref) string {
 	var b strings.Builder
 	b.WriteString("<!DOCTYPE HTML>\n<html lang=\"en\">\n    <head>\n        <meta charset=\"utf-8\">\n")
 	b.WriteString("        <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n")
-	b.WriteString("        <title>Error response</title>\n    </head>\n    <body>\n        <h1>Error response</h1>\n")
+	b.WriteString("        <title>Error response</title>\n")
+	b.WriteString("        <style>" + pageStyle + "</style>\n")
+	b.WriteString("    </head>\n    <body>\n        <h1>Error response</h1>\n")
 	fmt.Fprintf(&b, "        <p>Error code: %d</p>\n", code)
 	fmt.Fprintf(&b, "        <p>Message: %s.</p>\n", escapeHTML(message))
 	fmt.Fprintf(&b, "        <p>Error code explanation: %d - %s.</p>\n", code, escapeHTML(explanation(code)))

@@ -21,7 +21,8 @@ func TestWriteError(t *testing.T) {
 	}{
 		{
 			name: "404 with default message", method: "GET", code: 404,
-			wantParts: []string{"<title>Error response</title>", "<p>Error code: 404</p>", "<p>Message: Not Found.</p>", "<p>Error code explanation: 404 - "},
+			wantParts: []string{"<title>Error response</title>", "<p>Error code: 404</p>", "<p>Message: Not Found.</p>", "<p>Error code explanation: 404 - ",
+				`<meta name="viewport" content="width=device-width, initial-scale=1">`, "<style>" + pageStyle + "</style>\n    </head>"},
 		},
 		{
 			name: "message escaped", method: "GET", code: 400, message: `<script>alert("x")</script> & co`,

@@ -104,26 +104,13 @@ func (h *Handler) entry(dir string, e fs.DirEntry) (listEntry, bool) {
 	return it, true
 }
 
-// listingStyle makes the page pleasant on a phone and in dark mode without
-// changing Python's structure (h1, then one <ul> of <li><a href>).
-const listingStyle = `body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;` +
-	`max-width:60rem;margin:0 auto;padding:1rem;line-height:1.4;color:#1f2328;background:#fff}` +
-	`h1{font-size:1.3rem;font-weight:600;overflow-wrap:anywhere}` +
-	`hr{border:0;border-top:1px solid #d0d7de}` +
-	`ul{list-style:none;margin:0;padding:0}` +
-	`li{border-bottom:1px solid #eaeef2}` +
-	`li a{display:block;padding:.6rem .4rem;text-decoration:none;color:#0969da;overflow-wrap:anywhere}` +
-	`li a:hover,li a:focus{background:#f6f8fa;text-decoration:underline}` +
-	`@media (prefers-color-scheme:dark){body{color:#e6edf3;background:#0d1117}` +
-	`hr,li{border-color:#30363d}li a{color:#58a6ff}li a:hover,li a:focus{background:#161b22}}`
-
 func listingPage(display string, items []listEntry, truncated bool) string {
 	title := "Directory listing for " + escapeHTML(safetext.Escape(display))
 	var b strings.Builder
 	b.WriteString("<!DOCTYPE HTML>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n")
 	b.WriteString("<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n")
 	b.WriteString("<title>" + title + "</title>\n")
-	b.WriteString("<style>" + listingStyle + "</style>\n</head>\n")
+	b.WriteString("<style>" + pageStyle + "</style>\n</head>\n")
 	b.WriteString("<body>\n<h1>" + title + "</h1>\n<hr>\n<ul>\n")
 	for _, it := range items {
 		link, shown := it.name, it.name

@@ -149,7 +149,7 @@ func TestListingPage(t *testing.T) {
 	for _, part := range []string{
 		"<!DOCTYPE HTML>", `<html lang="en">`, `<meta charset="utf-8">`,
 		`<meta name="viewport" content="width=device-width, initial-scale=1">`,
-		"<style>", "Directory listing for /a/&lt;b&gt;/", "<hr>\n<ul>\n", "</ul>\n<hr>\n</body>\n</html>\n",
+		"<style>" + pageStyle + "</style>", "Directory listing for /a/&lt;b&gt;/", "<hr>\n<ul>\n", "</ul>\n<hr>\n</body>\n</html>\n",
 	} {
 		if !strings.Contains(page, part) {
 			t.Errorf("listing page lacks %q:\n%s", part, page)

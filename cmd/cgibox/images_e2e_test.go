@@ -184,6 +184,17 @@ type exampleCase struct {
 	wantBody    string
 }
 
+// examplePage is an HTML example's page: the demo's head (viewport,
+// /style.css) titled title, heading as its h1, body, and a link back to the
+// index.
+func examplePage(title, heading, body string) string {
+	return "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n" +
+		"<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n" +
+		"<title>" + title + "</title>\n<link rel=\"stylesheet\" href=\"/style.css\">\n</head>\n" +
+		"<body>\n<main>\n<h1>" + heading + "</h1>\n" + body +
+		"<p><a href=\"/\">Back to the index</a></p>\n</main>\n</body>\n</html>\n"
+}
+
 func runExampleCases(t *testing.T, srv *server, cases []exampleCase) {
 	t.Helper()
 	for _, tc := range cases {
@@ -214,9 +225,9 @@ func TestExamplePerlForm(t *testing.T) {
 		"<label>Message <textarea name=\"message\">Hello &amp; welcome</textarea></label>\n" +
 		"<button type=\"submit\">Send</button>\n</form>\n"
 	page := func(method string, fields [][2]string) string {
-		s := "<!DOCTYPE html>\n<title>CGI.pm form</title>\n<h1>CGI.pm form</h1>\n<p>Method: " + method + "</p>\n"
+		s := "<p>Method: " + method + "</p>\n"
 		if len(fields) == 0 {
-			return s + "<p>No fields.</p>\n" + formHTML
+			return examplePage("CGI.pm form", "CGI.pm form", s+"<p>No fields.</p>\n"+formHTML)
 		}
 		// CGI.pm groups the values of a name where that name first came.
 		var order []string
@@ -233,7 +244,7 @@ func TestExamplePerlForm(t *testing.T) {
 				s += "<li>" + perlEscape(n) + " = " + perlEscape(v) + "</li>\n"
 			}
 		}
-		return s + "</ul>\n" + formHTML
+		return examplePage("CGI.pm form", "CGI.pm form", s+"</ul>\n"+formHTML)
 	}
 	mp, mpType := multipartBody(t, formFields, "", "", nil)
 	const html = "text/html; charset=utf-8"
@@ -259,11 +270,11 @@ func TestExamplePerlUpload(t *testing.T) {
 	report := fmt.Sprintf("file: data.bin\nsize: %d\nmd5: %s\nsha256: %s\ncomment: %s\n",
 		len(file), hex.EncodeToString(md[:]), hex.EncodeToString(sha[:]), comment)
 	mpNoFile, mpNoFileType := multipartBody(t, [][2]string{{"comment", comment}}, "", "", nil)
-	form := "<!DOCTYPE html>\n<title>Upload</title>\n<h1>Upload a file</h1>\n" +
-		"<form method=\"post\" action=\"upload.pl\" enctype=\"multipart/form-data\">\n" +
-		"<label>File <input type=\"file\" name=\"file\"></label>\n" +
-		"<label>Comment <input name=\"comment\"></label>\n" +
-		"<button type=\"submit\">Upload</button>\n</form>\n"
+	form := examplePage("Upload", "Upload a file",
+		"<form method=\"post\" action=\"upload.pl\" enctype=\"multipart/form-data\">\n"+
+			"<label>File <input type=\"file\" name=\"file\"></label>\n"+
+			"<label>Comment <input name=\"comment\"></label>\n"+
+			"<button type=\"submit\">Upload</button>\n</form>\n")
 	runExampleCases(t, srv, []exampleCase{
 		{"GET form", "GET", "/cgi-bin/upload.pl", "", nil, "text/html; charset=utf-8", form},
 		{"POST urlencoded", "POST", "/cgi-bin/upload.pl", "application/x-www-form-urlencoded",
@@ -281,9 +292,8 @@ func TestExamplePythonForm(t *testing.T) {
 		"<label>Name <input name=\"name\" value=\"Ada\"></label>\n" +
 		"<label>File <input type=\"file\" name=\"file\"></label>\n" +
 		"<button type=\"submit\">Send</button>\n</form>\n"
-	head := func(method string) string {
-		return "<!DOCTYPE html>\n<title>Python form</title>\n<h1>Python form</h1>\n<p>Method: " + method + "</p>\n"
-	}
+	head := func(method string) string { return "<p>Method: " + method + "</p>\n" }
+	page := func(body string) string { return examplePage("Python form", "Python form", body) }
 	fieldsHTML := func(fields [][2]string) string {
 		s := "<ul>\n"
 		for _, f := range fields {
@@ -297,16 +307,16 @@ func TestExamplePythonForm(t *testing.T) {
 	rand.Read(file)
 	sha := sha256.Sum256(file)
 	mp, mpType := multipartBody(t, formFields, "file", "photo.jpg", file)
-	mpPage := head("POST") + fieldsHTML(formFields) +
+	mpPage := page(head("POST") + fieldsHTML(formFields) +
 		fmt.Sprintf("<li>file = file photo.jpg, %d bytes, sha256 %s</li>\n", len(file), hex.EncodeToString(sha[:])) +
-		"</ul>\n" + formHTML
+		"</ul>\n" + formHTML)
 	const typ = "text/html; charset=utf-8"
 	runExampleCases(t, srv, []exampleCase{
-		{"GET empty", "GET", "/cgi-bin/form.py", "", nil, typ, head("GET") + "<p>No fields.</p>\n" + formHTML},
+		{"GET empty", "GET", "/cgi-bin/form.py", "", nil, typ, page(head("GET") + "<p>No fields.</p>\n" + formHTML)},
 		{"GET query", "GET", "/cgi-bin/form.py?" + urlencode(formFields), "", nil, typ,
-			head("GET") + fieldsHTML(nonEmpty) + "</ul>\n" + formHTML},
+			page(head("GET") + fieldsHTML(nonEmpty) + "</ul>\n" + formHTML)},
 		{"POST urlencoded", "POST", "/cgi-bin/form.py", "application/x-www-form-urlencoded",
-			[]byte(urlencode(formFields)), typ, head("POST") + fieldsHTML(nonEmpty) + "</ul>\n" + formHTML},
+			[]byte(urlencode(formFields)), typ, page(head("POST") + fieldsHTML(nonEmpty) + "</ul>\n" + formHTML)},
 		{"POST multipart upload", "POST", "/cgi-bin/form.py", mpType, mp, typ, mpPage},
 	})
 }
@@ -691,6 +701,10 @@ func TestExampleShellForm(t *testing.T) {
 		"<p>" + strconv.Itoa(len(body)) + " bytes of application/x-www-form-urlencoded</p>",
 		"<dt>name</dt><dd>Ada L</dd>",
 		"<dt>message</dt><dd>1&lt;2 &amp; &quot;three&quot;</dd>",
+		"<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">",
+		"<link rel=\"stylesheet\" href=\"/style.css\">",
+		"<h1>Form echo</h1>",
+		"</dl>\n<p><a href=\"/\">Back to the index</a></p>\n</main>\n</body>\n</html>\n",
 	} {
 		if !strings.Contains(string(got), want) {
 			t.Errorf("response lacks %q:\n%s", want, got)

@@ -8,8 +8,19 @@ use CGI;
 
 my $q = CGI->new;
 print $q->header(-type => 'text/html', -charset => 'utf-8');
-print "<!DOCTYPE html>\n<title>CGI.pm form</title>\n";
-print "<h1>CGI.pm form</h1>\n";
+print <<'HTML';
+<!DOCTYPE html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>CGI.pm form</title>
+<link rel="stylesheet" href="/style.css">
+</head>
+<body>
+<main>
+<h1>CGI.pm form</h1>
+HTML
 print "<p>Method: ", $q->escapeHTML($q->request_method), "</p>\n";
 my @names = $q->param;
 if (@names) {
@@ -29,4 +40,8 @@ print <<'HTML';
 <label>Message <textarea name="message">Hello &amp; welcome</textarea></label>
 <button type="submit">Send</button>
 </form>
+<p><a href="/">Back to the index</a></p>
+</main>
+</body>
+</html>
 HTML

@@ -12,10 +12,28 @@ import warnings
 warnings.filterwarnings("ignore", category=DeprecationWarning)
 import cgi  # noqa: E402  (deprecated since Python 3.11, still there in 3.11)
 
+HEAD = """<!DOCTYPE html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>Python form</title>
+<link rel="stylesheet" href="/style.css">
+</head>
+<body>
+<main>
+<h1>Python form</h1>
+"""
+FOOT = """<p><a href="/">Back to the index</a></p>
+</main>
+</body>
+</html>
+"""
+
 form = cgi.FieldStorage()
 out = []
 out.append("Content-Type: text/html; charset=utf-8\n\n")
-out.append("<!DOCTYPE html>\n<title>Python form</title>\n<h1>Python form</h1>\n")
+out.append(HEAD)
 out.append("<p>Method: %s</p>\n" % html.escape(os.environ.get("REQUEST_METHOD", "")))
 items = form.list or []
 if items:
@@ -34,4 +52,5 @@ out.append('<form method="post" action="form.py" enctype="multipart/form-data">\
            '<label>Name <input name="name" value="Ada"></label>\n'
            '<label>File <input type="file" name="file"></label>\n'
            '<button type="submit">Send</button>\n</form>\n')
+out.append(FOOT)
 sys.stdout.buffer.write("".join(out).encode("utf-8"))

@@ -3,10 +3,23 @@
 echo "Content-Type: text/html; charset=utf-8"
 echo
 html() { sed -e 's/&/\&amp;/g' -e 's/</\&lt;/g' -e 's/>/\&gt;/g' -e 's/"/\&quot;/g'; }
-echo '<!DOCTYPE html><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">'
-echo '<title>Form echo</title><h1>Form echo</h1>'
+cat <<'HTML'
+<!DOCTYPE html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>Form echo</title>
+<link rel="stylesheet" href="/style.css">
+</head>
+<body>
+<main>
+<h1>Form echo</h1>
+HTML
+foot() { printf '%s\n' '<p><a href="/">Back to the index</a></p>' '</main>' '</body>' '</html>'; }
 if [ "$REQUEST_METHOD" != "POST" ]; then
   echo '<p>Send the form on <a href="/">the home page</a>.</p>'
+  foot
   exit 0
 fi
 body=$(head -c "${CONTENT_LENGTH:-0}")
@@ -18,3 +31,4 @@ printf '%s\n' "$body" | tr '&' '\n' | while IFS='=' read -r key value; do
   echo "<dt>$k</dt><dd>$v</dd>"
 done
 echo '</dl>'
+foot

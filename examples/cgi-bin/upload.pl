@@ -12,13 +12,25 @@ if ($q->request_method ne 'POST') {
     print $q->header(-type => 'text/html', -charset => 'utf-8');
     print <<'HTML';
 <!DOCTYPE html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
 <title>Upload</title>
+<link rel="stylesheet" href="/style.css">
+</head>
+<body>
+<main>
 <h1>Upload a file</h1>
 <form method="post" action="upload.pl" enctype="multipart/form-data">
 <label>File <input type="file" name="file"></label>
 <label>Comment <input name="comment"></label>
 <button type="submit">Upload</button>
 </form>
+<p><a href="/">Back to the index</a></p>
+</main>
+</body>
+</html>
 HTML
     exit 0;
 }
