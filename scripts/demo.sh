@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The main command of the README: installs what cgibox needs on a fresh
 # Debian/Ubuntu machine, builds it, and serves the demo site in examples/
-# with sandboxed CGI on port 8000 (or the port given). Ctrl-C stops it.
+# with sandboxed CGI on port 8000. Its arguments go to `cgibox serve`
+# (a port, -b ADDRESS, -d DIRECTORY, --data-dir DIR, ...). Ctrl-C stops it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/lib.sh
@@ -16,9 +17,25 @@ build_cgibox
 # An image that cannot be built (a host whose apt sources have no Debian
 # suite, no network to the mirror) leaves the rest of the demo running:
 # say which scripts will answer 500 and how to build it later.
+# The arguments for cgibox serve: a port, when one is given (a number not
+# taken as an option's value), and the data directory the images go to.
+port="" data_dir=()
+args=("$@")
+for ((i = 0; i < ${#args[@]}; i++)); do
+  a=${args[i]}
+  case $a in
+    --data-dir) data_dir=(--data-dir "${args[i+1]:-}"); i=$((i+1)) ;;
+    --data-dir=*) data_dir=(--data-dir "${a#*=}") ;;
+    --cgi|--no-cgi|--dotfiles|--nph|--pass-authorization|-h|--help) ;;
+    -*=*) ;;
+    -*) i=$((i+1)) ;;
+    *[!0-9]*|'') ;;
+    *) [ -n "$port" ] || port=$a ;;
+  esac
+done
 for image in perl python; do
   say "image $image"
-  if ! ./cgibox image build "$image"; then
+  if ! ./cgibox image build "$image" "${data_dir[@]}"; then
     scripts=$(grep -l -E "^#!.*[/ ]${image}3?( |\$)" examples/cgi-bin/* 2>/dev/null | xargs -r -n1 basename | tr '\n' ' ' || true)
     printf 'warning: the %s image could not be built (see above); these examples will answer 500: %s\n' "$image" "${scripts:-none}" >&2
     printf '         build it later with: ./cgibox image build %s [--suite SUITE] [--mirror URL]\n' "$image" >&2
@@ -27,5 +44,7 @@ done
 # Scripts run as uid 65534: they and their directory must be readable and
 # executable by others, whatever the umask of the clone was.
 chmod -R o+rX examples
-say "serving examples/ — open http://localhost:${1:-8000}/"
-exec ./cgibox "${1:-8000}" -d examples
+[ -n "$port" ] || set -- 8000 "$@"
+say "serving — open http://localhost:${port:-8000}/ (stop it with Ctrl-C, or kill $$)"
+# -d examples first: a -d among the arguments overrides it.
+exec ./cgibox serve -d examples "$@"
