@@ -50,6 +50,12 @@ func Check(c *Config) Errors {
 	if s.Protocol != "HTTP/1.0" && s.Protocol != "HTTP/1.1" {
 		add("server.protocol", "%q: want HTTP/1.0 or HTTP/1.1", s.Protocol)
 	}
+	if s.Queue < 0 {
+		add("server.queue", "%d: must not be negative (0: no request waits)", s.Queue)
+	}
+	if s.QueueWait <= 0 {
+		add("server.queue_wait", "%v: must be above zero", s.QueueWait)
+	}
 	if s.MaxConcurrent <= 0 {
 		add("server.max_concurrent", "%d: must be above zero", s.MaxConcurrent)
 	}

@@ -33,6 +33,10 @@ type Server struct {
 	// MaxConcurrent is the number of CGI requests running at once, all
 	// sites together.
 	MaxConcurrent int
+	// Queue is how many CGI requests may wait when MaxConcurrent run,
+	// each for at most QueueWait, before 503 (0: none wait).
+	Queue     int
+	QueueWait time.Duration
 	// DataDir holds cgibox's state and a private containerd.
 	DataDir string
 	// Containerd is the containerd socket, "auto" or "private".
@@ -123,6 +127,13 @@ type Limits struct {
 	Rate float64
 }
 
+// The queue at the global CGI cap: a burst beyond max_concurrent waits,
+// as it would for Apache's or Python's workers, instead of failing.
+const (
+	DefaultQueue     = 64
+	DefaultQueueWait = 10 * time.Second
+)
+
 // DefaultServer returns the server settings a file or the command line
 // starts from.
 func DefaultServer() Server {
@@ -130,6 +141,8 @@ func DefaultServer() Server {
 		Listen:         []string{":8000"},
 		Protocol:       "HTTP/1.1",
 		MaxConcurrent:  gateway.DefaultMaxConcurrent,
+		Queue:          DefaultQueue,
+		QueueWait:      DefaultQueueWait,
 		DataDir:        "/var/lib/cgibox",
 		Containerd:     sandbox.AddressAuto,
 		UserNamespaces: "auto",

@@ -192,6 +192,7 @@ root = "bob"
 		{"bad duration", "[[site]]\nname = \"a\"\nroot = \"www\"\n[site.limits]\ntimeout = \"10 seconds\"\n",
 			[]string{"cgibox.toml:5:", `duration "10 seconds": want a number with a unit`}},
 		{"zero duration", "[server]\ndrain_timeout = \"0s\"\n", []string{"cgibox.toml:2:", "must be above zero"}},
+		{"negative queue", "[server]\nqueue = -1\n[[site]]\nname = \"a\"\nroot = \"www\"\n", []string{"cgibox.toml:2: server.queue: -1: must not be negative"}},
 		{"tmp below body", "[[site]]\nname = \"a\"\nroot = \"www\"\n[site.limits]\nbody = \"64M\"\ntmp = \"16M\"\n",
 			[]string{"site[0](a).limits.tmp: 16M is below limits.body 64M: a script could not spool"}},
 		{"no sites", "[server]\nlisten = [\":80\"]\n", []string{"site: no site"}},

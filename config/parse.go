@@ -28,6 +28,8 @@ type fileServer struct {
 	Listen          []string  `toml:"listen"`
 	Protocol        string    `toml:"protocol"`
 	MaxConcurrent   *int      `toml:"max_concurrent"`
+	Queue           *int      `toml:"queue"`
+	QueueWait       *Duration `toml:"queue_wait"`
 	DataDir         string    `toml:"data_dir"`
 	Containerd      string    `toml:"containerd"`
 	RuntimeBinary   string    `toml:"runtime_binary"`
@@ -172,6 +174,8 @@ func (r *resolver) server(f fileServer) Server {
 	}
 	setString(&s.Protocol, f.Protocol)
 	setPtr(&s.MaxConcurrent, f.MaxConcurrent)
+	setPtr(&s.Queue, f.Queue)
+	setDuration(&s.QueueWait, f.QueueWait)
 	if f.DataDir != "" {
 		s.DataDir = r.path(f.DataDir)
 	}

@@ -126,15 +126,17 @@ func (h *site) serveCGI(w http.ResponseWriter, r *http.Request, dir, clean strin
 		return ""
 	}
 	defer h.quota.release()
-	select {
-	case h.srv.slots <- struct{}{}:
-		defer func() { <-h.srv.slots }()
-	default:
-		log.WarnContext(ctx, "CGI concurrency cap reached", "cap", h.srv.cfg.MaxConcurrent)
+	if !h.srv.takeSlot(ctx) {
+		if ctx.Err() != nil {
+			return "" // the client went away while it waited
+		}
+		log.WarnContext(ctx, "CGI concurrency cap reached", "cap", h.srv.cfg.MaxConcurrent,
+			"queue", h.srv.cfg.QueueLength, "queue_wait", h.srv.cfg.QueueWait)
 		w.Header().Set("Retry-After", "1")
 		h.fail(w, r, http.StatusServiceUnavailable, "Too many CGI requests, try again")
 		return ""
 	}
+	defer func() { <-h.srv.slots }()
 
 	// CONTENT_LENGTH is the length the script gets: the decoded length of a
 	// chunked body (RFC 3875 §4.1.2); unset when the request had no body.
@@ -595,5 +597,35 @@ func (e *stderrLog) flush() {
 	e.emit()
 	if e.dropped > 0 {
 		e.log.WarnContext(e.ctx, "script stderr over the cap; rest dropped", "dropped_bytes", e.dropped)
+	}
+}
+
+// takeSlot takes one of the MaxConcurrent slots, waiting in the queue (in
+// arrival order: a channel's senders are served first come, first
+// served) when all are taken and there is room; false when there is none,
+// the wait ran out or ctx ended.
+func (s *Server) takeSlot(ctx context.Context) bool {
+	select {
+	case s.slots <- struct{}{}:
+		return true
+	default:
+	}
+	if s.cfg.QueueLength <= 0 || s.cfg.QueueWait <= 0 {
+		return false
+	}
+	if s.queued.Add(1) > int64(s.cfg.QueueLength) {
+		s.queued.Add(-1)
+		return false
+	}
+	defer s.queued.Add(-1)
+	t := time.NewTimer(s.cfg.QueueWait)
+	defer t.Stop()
+	select {
+	case s.slots <- struct{}{}:
+		return true
+	case <-t.C:
+		return false
+	case <-ctx.Done():
+		return false
 	}
 }

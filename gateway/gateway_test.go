@@ -304,6 +304,53 @@ func TestCGIConcurrencyCap(t *testing.T) {
 	}
 }
 
+// At the global cap a request waits in the queue, up to its length, and
+// runs when a slot frees; beyond the queue it is refused at once.
+func TestCGIQueueAtCap(t *testing.T) {
+	block := make(chan struct{})
+	run := &scriptedRunner{stdout: "Content-Type: text/plain\n\nx", block: block, result: sandbox.Result{Reason: sandbox.Exited}}
+	cfg := Config{Runner: run, MaxConcurrent: 1, QueueLength: 1, QueueWait: time.Minute,
+		Sites: []Site{{CGI: true, Image: "img", Root: testSite(t)}}, Logger: slog.New(slog.DiscardHandler)}
+	gw, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer gw.Close()
+	srv := httptest.NewServer(gw)
+	defer srv.Close()
+	first, err := http.Get(srv.URL + "/cgi-bin/s.sh") // runs, blocked
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer first.Body.Close()
+	queued := make(chan *http.Response, 1)
+	go func() {
+		resp, err := http.Get(srv.URL + "/cgi-bin/s.sh")
+		if err != nil {
+			t.Error(err)
+			resp = &http.Response{}
+		} else {
+			io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+		}
+		queued <- resp
+	}()
+	waitFor(t, func() bool { return gw.queued.Load() == 1 })
+	resp, err := http.Get(srv.URL + "/cgi-bin/s.sh") // the queue is full
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") == "" {
+		t.Errorf("beyond the queue: %d, want 503 with Retry-After", resp.StatusCode)
+	}
+	close(block)
+	io.Copy(io.Discard, first.Body)
+	if r := <-queued; r.StatusCode != http.StatusOK {
+		t.Errorf("the queued request: %d, want 200 once the running one ended", r.StatusCode)
+	}
+}
+
 func TestCGIClientGoneCancelsJob(t *testing.T) {
 	block := make(chan struct{})
 	defer close(block)

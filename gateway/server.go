@@ -16,6 +16,7 @@ import (
 	"os"
 	"path"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/julienschmidt/httprouter"
@@ -81,6 +82,12 @@ type Config struct {
 	// MaxConcurrent is the CGI requests running at once, all sites
 	// together; default DefaultMaxConcurrent.
 	MaxConcurrent int
+	// QueueLength is how many CGI requests may wait, all sites together,
+	// when MaxConcurrent are running, each for at most QueueWait; beyond
+	// either, 503 with Retry-After. 0: none wait. A site at its own
+	// concurrency cap is answered 429 at once and never waits here.
+	QueueLength int
+	QueueWait   time.Duration
 	// ReadHeaderTimeout bounds reading a request's line and headers (a
 	// slowloris client); default DefaultReadHeaderTimeout. NewHTTPServer
 	// applies it.
@@ -174,6 +181,7 @@ type Server struct {
 	log    *slog.Logger
 	access *accessLog
 	slots  chan struct{} // CGI concurrency: one token per running script
+	queued atomic.Int64  // requests waiting for a slot
 	// inFlight counts the requests being handled, for a graceful stop,
 	// and holds the sites they are served from.
 	inFlight *inFlight

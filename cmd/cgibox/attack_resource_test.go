@@ -576,7 +576,8 @@ func TestAttack32Burst(t *testing.T) {
 	c, cctx := containerdClient(t)
 	root := attackSite(t, map[string]string{"slow.sh": attackScript(t, "32", "slow.sh")})
 	const cap, burst = 2, 12
-	srv := startCold(t, "-d", root, "--max-concurrent", strconv.Itoa(cap))
+	// No queue: the excess is refused at once (TestBurstQueues waits).
+	srv := startCold(t, "-d", root, "--max-concurrent", strconv.Itoa(cap), "--queue", "0")
 	type answer struct {
 		status     int
 		retryAfter string
@@ -1287,5 +1288,51 @@ func TestSoak(t *testing.T) {
 		if ends[want] == 0 && *soak >= len(kinds) {
 			t.Errorf("no request ended with end=%s; the mix did not run (ends %v)", want, ends)
 		}
+	}
+}
+
+// A burst beyond --max-concurrent waits in the queue, as Apache's or
+// Python's workers would make it wait, and every request runs; never more
+// scripts at once than the cap.
+func TestBurstQueues(t *testing.T) {
+	requireContainerd(t)
+	root := attackSite(t, map[string]string{"slow.sh": "#!/bin/sh\necho Content-Type: text/plain\necho\nsleep 1\necho done\n"})
+	const cap, burst = 2, 6
+	srv := startCold(t, "-d", root, "--max-concurrent", strconv.Itoa(cap), "--queue-wait", "60s")
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	running, peak := 0, 0
+	statuses := make([]string, burst)
+	for i := range burst {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			resp, err := (&http.Client{Timeout: 90 * time.Second}).Get(srv.base + "/cgi-bin/slow.sh")
+			if err != nil {
+				statuses[i] = err.Error()
+				return
+			}
+			defer resp.Body.Close()
+			// The status line comes with the script's first byte: the
+			// script runs from here until its body ends.
+			mu.Lock()
+			running++
+			peak = max(peak, running)
+			mu.Unlock()
+			b, _ := io.ReadAll(resp.Body)
+			mu.Lock()
+			running--
+			mu.Unlock()
+			statuses[i] = fmt.Sprintf("%d %q", resp.StatusCode, b)
+		}()
+	}
+	wg.Wait()
+	for i, st := range statuses {
+		if st != `200 "done\n"` {
+			t.Errorf("request %d of the burst: %s, want 200 \"done\" after waiting its turn", i, st)
+		}
+	}
+	if peak > cap {
+		t.Errorf("%d scripts answered at once; the cap is %d", peak, cap)
 	}
 }

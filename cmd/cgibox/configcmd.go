@@ -41,7 +41,7 @@ func describe(w io.Writer, c *config.Config) {
 	fmt.Fprintf(w, "%s: OK, %d site(s)\n\n", c.File, len(c.Sites))
 	fmt.Fprintf(w, "server\n")
 	row(w, "listen", strings.Join(sv.Listen, ", "))
-	row(w, "cgi at once", fmt.Sprintf("%d, all sites together", sv.MaxConcurrent))
+	row(w, "cgi at once", fmt.Sprintf("%d, all sites together; %d more wait up to %s", sv.MaxConcurrent, sv.Queue, sv.QueueWait))
 	row(w, "data_dir", sv.DataDir)
 	row(w, "containerd", sv.Containerd)
 	row(w, "user ns", sv.UserNamespaces)
@@ -118,7 +118,7 @@ func describe(w io.Writer, c *config.Config) {
 		}
 	}
 	if len(c.Sites) > 1 && sum > sv.MaxConcurrent {
-		fmt.Fprintf(w, "\nnote: the sites may run %d scripts at once together, above max_concurrent %d: when they are all busy, a request beyond it answers 503\n", sum, sv.MaxConcurrent)
+		fmt.Fprintf(w, "\nnote: the sites may run %d scripts at once together, above max_concurrent %d: when they are all busy, a request beyond it waits in the queue (%d, up to %s) and then answers 503\n", sum, sv.MaxConcurrent, sv.Queue, sv.QueueWait)
 	}
 }
 

@@ -63,6 +63,8 @@ type serveOptions struct {
 	maxBody       int64
 	tmp           int64
 	maxConcurrent int
+	queue         int
+	queueWait     time.Duration
 	pool          sandbox.PoolConfig
 
 	headerTimeout time.Duration
@@ -130,6 +132,9 @@ func parseServe(args []string, stderr io.Writer) (*serveOptions, error) {
 	fs.Var(&maxBody, "max-body", "largest request `body` passed to a script")
 	fs.Var(&tmp, "tmp", "`size` of a script's /tmp, where uploads are spooled, and of the largest file it may write (default: --max-body + 8M; counts against --memory)")
 	fs.IntVar(&o.maxConcurrent, "max-concurrent", ds.MaxConcurrent, "CGI requests that may run at `once`")
+	queueWait := positiveDuration(ds.QueueWait)
+	fs.IntVar(&o.queue, "queue", ds.Queue, "CGI requests that may wait when --max-concurrent run (`count`; 0: none, 503 at once)")
+	fs.Var(&queueWait, "queue-wait", "how `long` a request waits in the queue before 503")
 	fs.IntVar(&o.pool.Max, "pool", o.pool.Max, "keep up to this `many` containers started ahead per site and image (each still serves one request; 0 turns this off)")
 	fs.IntVar(&o.pool.Min, "pool-min", o.pool.Min, "prepared containers a pool keeps while idle (`count`; 0 lets it shrink to none)")
 	fs.IntVar(&o.pool.Total, "pool-total", o.pool.Total, "prepared containers of all pools together, at `most` (0: no cap); the least recently used pool gives one up for a busier one")
@@ -209,6 +214,7 @@ func parseServe(args []string, stderr io.Writer) (*serveOptions, error) {
 	o.cgiDirs = cgiDirs
 	o.timeout, o.drainTimeout, o.memory = time.Duration(timeout), time.Duration(drainTimeout), int64(memory)
 	o.maxOutput, o.maxBody, o.tmp = int64(maxOutput), int64(maxBody), int64(tmp)
+	o.queueWait = time.Duration(queueWait)
 	o.headerTimeout, o.bodyTimeout = time.Duration(headerTimeout), time.Duration(bodyTimeout)
 	o.writeTimeout, o.idleTimeout = time.Duration(writeTimeout), time.Duration(idleTimeout)
 	return o, nil
@@ -257,6 +263,8 @@ func serve(ctx context.Context, now <-chan struct{}, args []string, stdout, stde
 		Protocol:          sv.Protocol,
 		ServerSoftware:    "cgibox/" + version(),
 		MaxConcurrent:     sv.MaxConcurrent,
+		QueueLength:       sv.Queue,
+		QueueWait:         sv.QueueWait,
 		ReadHeaderTimeout: sv.HeaderTimeout,
 		BodyTimeout:       sv.BodyTimeout,
 		WriteTimeout:      sv.WriteTimeout,

@@ -64,6 +64,12 @@ func (o *serveOptions) override(c *config.Config, set func(flag string) bool) {
 	if set("max-concurrent") {
 		s.MaxConcurrent = o.maxConcurrent
 	}
+	if set("queue") {
+		s.Queue = o.queue
+	}
+	if set("queue-wait") {
+		s.QueueWait = o.queueWait
+	}
 	if set("data-dir") {
 		s.DataDir = o.dataDir
 	}

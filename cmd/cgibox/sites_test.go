@@ -93,6 +93,7 @@ root = %q
 data_dir = %q
 data_quota = "2M"
 [site.limits]
+body = "1M"
 tmp = "2M"
 
 [[site]]
@@ -110,8 +111,8 @@ data_dir = %q
 	if !strings.Contains(a, "alice-only.sh") || strings.Contains(b, "alice-only.sh") {
 		t.Errorf("each site must see its own scripts only:\nalice: %s\nbob: %s", a, b)
 	}
-	if !strings.Contains(a, "tmp 2048\n") || !strings.Contains(b, "tmp 16384\n") {
-		t.Errorf("each site's /tmp limit: alice %q, bob %q; want 2048 and 16384 KiB", a, b)
+	if !strings.Contains(a, "tmp 2048\n") || !strings.Contains(b, "tmp 73728\n") {
+		t.Errorf("each site's /tmp limit: alice %q, bob %q; want 2048 and 73728 KiB (the default: body + 8M)", a, b)
 	}
 	if !strings.Contains(a, "env /data\n") {
 		t.Errorf("CGIBOX_DATA not set for a site with data:\n%s", a)
