@@ -356,7 +356,9 @@ func TestAttack26MemoryBombAndTmpfs(t *testing.T) {
 		"awkmem.sh":  attackScript(t, "26", "awkmem.sh"),
 		"fill.sh":    attackScript(t, "26", "fill.sh"),
 	})
-	srv := startCold(t, "-d", root, "--memory", "64M", "--timeout", "20s")
+	// /tmp at 16M, below the memory limit: a full /tmp is ENOSPC, not an
+	// OOM kill (tmpfs pages count against the memory limit).
+	srv := startCold(t, "-d", root, "--memory", "64M", "--timeout", "20s", "--tmp", "16M", "--max-body", "8M")
 	pid := srv.cmd.Process.Pid
 	base := baseline(t, srv)
 	rssBefore := vmRSS(t, pid)
@@ -540,7 +542,7 @@ func diskFree(t *testing.T, path string) int64 {
 func TestAttack30HugeFile(t *testing.T) {
 	requireContainerd(t)
 	root := attackSite(t, map[string]string{"bigfile.sh": attackScript(t, "30", "bigfile.sh")})
-	srv := startCold(t, "-d", root)
+	srv := startCold(t, "-d", root, "--tmp", "16M", "--max-body", "8M")
 	before := map[string]int64{}
 	paths := []string{"/", containerdDir, sharedDataDir, os.TempDir()}
 	for _, p := range paths {
