@@ -91,6 +91,11 @@ func (h *site) serveCGI(w http.ResponseWriter, r *http.Request, dir, clean strin
 	var image string
 	line, err := readShebang(h.root, strings.TrimPrefix(path.Join(sc.Dir, sc.Rel), "/"))
 	if err == nil {
+		if cause, fix := scriptProblem(line); cause != "" {
+			// It runs all the same (the image may know better), and
+			// most likely fails before printing: say why first.
+			log.WarnContext(ctx, "CGI script will not run: "+cause, "fix", fix)
+		}
 		image, _, err = chooseImage(line, h.srv.cfg.Images, h.cfg.Image)
 	}
 	if err != nil {

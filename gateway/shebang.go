@@ -167,3 +167,27 @@ func imageHint(images map[string]string, ref, flags string, err error) error {
 	}
 	return err
 }
+
+// scriptProblem says why a script with first line line cannot run, and
+// the fix, when it can tell without running it; "" when it cannot. These
+// are the first causes of "premature end of script headers": the kernel
+// refuses such a file (bad interpreter, exec format error) before the
+// script prints anything.
+func scriptProblem(line []byte) (cause, fix string) {
+	switch {
+	case bytes.HasPrefix(line, []byte("\x7fELF")):
+		return "", "" // a program: the image's libraries decide
+	case !bytes.HasPrefix(line, []byte("#!")):
+		return "the script has no #! line: the kernel cannot run a text file without one (exec format error)",
+			"make its first line name its interpreter: #!/bin/sh, #!/usr/bin/perl or #!/usr/bin/env python3"
+	case bytes.HasSuffix(line, []byte("\r")):
+		interp := strings.Fields(string(bytes.TrimPrefix(line, []byte("#!"))))
+		name := ""
+		if len(interp) > 0 {
+			name = interp[0]
+		}
+		return fmt.Sprintf("its #! line ends in a carriage return (Windows line endings): the kernel looks for the interpreter %q, which does not exist (bad interpreter)", name+"\r"),
+			"convert the file to Unix line endings: dos2unix FILE (or sed -i 's/\\r$//' FILE)"
+	}
+	return "", ""
+}

@@ -151,3 +151,24 @@ func TestImageHint(t *testing.T) {
 		})
 	}
 }
+
+func TestScriptProblem(t *testing.T) {
+	for _, tt := range []struct {
+		line  string
+		cause string // in the cause; "" for none
+		fix   string
+	}{
+		{"#!/bin/sh", "", ""},
+		{"#!/usr/bin/env python3", "", ""},
+		{"\x7fELF\x02\x01\x01", "", ""},
+		{"#!/bin/sh\r", `interpreter "/bin/sh\r"`, "dos2unix"},
+		{"#!/usr/bin/perl -w\r", "carriage return", "dos2unix"},
+		{"echo hello", "no #! line", "#!/bin/sh"},
+		{"", "no #! line", "#!/usr/bin/perl"},
+	} {
+		cause, fix := scriptProblem([]byte(tt.line))
+		if tt.cause == "" && cause != "" || !strings.Contains(cause, tt.cause) || !strings.Contains(fix, tt.fix) {
+			t.Errorf("scriptProblem(%q) = %q, %q; want a cause with %q and a fix with %q", tt.line, cause, fix, tt.cause, tt.fix)
+		}
+	}
+}

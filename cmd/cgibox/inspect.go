@@ -193,6 +193,13 @@ func inspect(ctx context.Context, c *config.Config, req *http.Request, w io.Writ
 	}
 	site := siteNamed(c, job.Site)
 	printJob(w, job, site, c.Server.UserNamespaces)
+	// What the gateway saw wrong with the script itself (a #! line
+	// with Windows line endings, none at all).
+	for line := range strings.SplitSeq(strings.TrimSpace(logs.String()), "\n") {
+		if strings.Contains(line, "level=WARN") {
+			fmt.Fprintf(w, "warning     %s\n", line)
+		}
+	}
 	return nil
 }
 

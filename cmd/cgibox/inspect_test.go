@@ -59,6 +59,7 @@ func TestInspect(t *testing.T) {
 		{"http://bob.example/"},
 		{"http://bob.example/cgi-bin/notes.txt"},
 		{"http://bob.example/cgi-bin/missing.pl"},
+		{"http://alice.example/cgi-bin/dos.sh"}, // Windows line endings
 		{"http://alice.example/cgi-bin/../../etc/passwd"},
 		{"http://elsewhere.example/cgi-bin/env.sh"},
 		{"http://bad_host!/"},
