@@ -1073,6 +1073,12 @@ func TestAttack33SlowClients(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer conn.Close()
+		// A container of an earlier test may still be being deleted
+		// (CI saw one): start from an empty namespace.
+		if !waitFor(30*time.Second, func() bool { n, _ := leftovers(t, c, cctx); return n == 0 }) {
+			n, _ := leftovers(t, c, cctx)
+			t.Fatalf("%d containers exist before the slow POST", n)
+		}
 		conn.SetDeadline(time.Now().Add(30 * time.Second))
 		fmt.Fprintf(conn, "POST /cgi-bin/cat.sh HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\nConnection: close\r\n\r\n")
 		for i := range 9 {
