@@ -743,7 +743,13 @@ func TestAttack35OneDirectorySaturates(t *testing.T) {
 	for _, a := range attacks {
 		name := filepath.Base(a)
 		want := map[string]string{"forkbomb.sh": "timeout", "spin.sh": "timeout", "membomb.sh": "oom", "yes.sh": "timeout"}[name]
-		if e := waitEnd(t, srv, name, 1); e.end != want {
+		e := waitEnd(t, srv, name, 1)
+		// The bomb's own shell may itself meet the pids limit and give
+		// up (exit 2, "can't fork") before its sleep: stopped all the same.
+		if name == "forkbomb.sh" && e.end == "exited" && e.exit != 0 {
+			continue
+		}
+		if e.end != want {
 			t.Errorf("access log: %s; want end=%s", e.line, want)
 		}
 	}
