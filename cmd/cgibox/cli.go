@@ -91,6 +91,8 @@ func newRootCommand(now <-chan struct{}, stdout, stderr io.Writer) *cobra.Comman
 	var tidy func(*cobra.Command)
 	tidy = func(c *cobra.Command) {
 		c.DisableFlagsInUseLine = true // the usage lines say [options] where they take some
+		unquoteUsages(c.Flags())
+		unquoteUsages(c.PersistentFlags())
 		if c.Flags().Lookup("help") == nil {
 			addHelpFlag(c.Flags())
 		}
@@ -192,11 +194,26 @@ func addHelpFlag(fs *pflag.FlagSet) {
 // the configuration file writes them (64M, 30s).
 
 const (
-	groupAnnotation = "cgibox_group" // a flag's heading in the help
-	argsAnnotation  = "cgibox_args"  // a command's positional arguments: "name\tmeaning" lines
-	helpWidth       = 80
-	maxColumn       = 32 // where the meanings start, at most
+	groupAnnotation   = "cgibox_group"   // a flag's heading in the help
+	argsAnnotation    = "cgibox_args"    // a command's positional arguments: "name\tmeaning" lines
+	metavarAnnotation = "cgibox_metavar" // a flag's value's name, taken out of its usage
+	helpWidth         = 80
+	maxColumn         = 32 // where the meanings start, at most
 )
+
+// unquoteUsages takes the value's name out of each flag's usage
+// ("serve this `directory`") into an annotation, so that completion shows
+// the plain text; the help prints the name as the value's (DIRECTORY).
+func unquoteUsages(fs *pflag.FlagSet) {
+	fs.VisitAll(func(f *pflag.Flag) {
+		if !strings.Contains(f.Usage, "`") || f.Annotations[metavarAnnotation] != nil {
+			return
+		}
+		name, usage := pflag.UnquoteUsage(f)
+		f.Usage = usage
+		_ = fs.SetAnnotation(f.Name, metavarAnnotation, []string{name})
+	})
+}
 
 // setGroup puts the named flags of fs under heading in the help.
 func setGroup(fs *pflag.FlagSet, heading string, names ...string) {
@@ -318,6 +335,9 @@ func flagSections(c *cobra.Command) []section {
 // flagRow is "-d, --directory DIRECTORY" and its meaning with the default.
 func flagRow(f *pflag.Flag) [2]string {
 	name, usage := pflag.UnquoteUsage(f)
+	if m := f.Annotations[metavarAnnotation]; len(m) > 0 {
+		name = m[0]
+	}
 	term := "    "
 	if f.Shorthand != "" {
 		term = "-" + f.Shorthand + ", "

@@ -50,7 +50,7 @@ func newInspectCommand() *cobra.Command {
 	fs := c.Flags()
 	fs.SortFlags = false
 	addHelpFlag(fs)
-	fs.StringVar(&configFile, "config", "", "the sites `file` to inspect against (default: one site, as `cgibox serve` with no file)")
+	fs.StringVar(&configFile, "config", "", "the sites `file` to inspect against (default: the one site cgibox serve has without a file)")
 	fs.StringVarP(&method, "request", "X", "GET", "request `method`")
 	fs.VarP(&headers, "header", "H", "request header `'Name: value'` (repeatable)")
 	fs.StringVarP(&directory, "directory", "d", cwd, "without --config: the site's `directory` (default: the current one)")
