@@ -8,6 +8,10 @@
 //	cgibox inspect URL [--config FILE] [-X METHOD] [-H 'Name: value']
 //	cgibox doctor
 //	cgibox version
+//	cgibox help [COMMAND]
+//	cgibox completion bash|zsh|fish|powershell
+//
+// The command line is cobra's (cli.go); usage errors exit 2, as argparse's.
 package main
 
 import (
