@@ -14,6 +14,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -81,10 +82,35 @@ func TestParseServe(t *testing.T) {
 		{args: []string{"--body-timeout", "-5s"}, wantErr: "above zero"},
 		{args: []string{"--write-timeout", "soon"}, wantErr: "write-timeout"},
 		{args: []string{"--idle-timeout", "0"}, wantErr: "above zero"},
+		{args: []string{"--bogus"}, wantErr: "unknown flag: --bogus"},
+		{args: []string{"-z"}, wantErr: "unknown shorthand flag: 'z'"},
+		{args: []string{"-b"}, wantErr: "needs an argument"},
+
+		// Python's own command lines, as python -m http.server parses them.
+		{args: []string{"-b=127.0.0.1", "8001"}, check: func(o *serveOptions) bool { return o.bind == "127.0.0.1" && o.port == 8001 }},
+		{args: []string{"-b127.0.0.1"}, check: func(o *serveOptions) bool { return o.bind == "127.0.0.1" }},
+		{args: []string{"--cgi", "-d", dir, "--bind", "::", "8002", "--protocol", "HTTP/1.0"}, check: func(o *serveOptions) bool {
+			return o.port == 8002 && o.bind == "::" && o.directory == dir && o.protocol == "HTTP/1.0"
+		}},
+		{args: []string{"--directory=" + dir, "-p=HTTP/1.1", "0"}, check: func(o *serveOptions) bool {
+			return o.port == 0 && o.directory == dir && o.protocol == "HTTP/1.1"
+		}},
+		{args: []string{"-d", dir, "8000", "--cgi"}, check: func(o *serveOptions) bool { return o.directory == dir && o.port == 8000 }},
+		// The single-dash long flags Go's flag package took.
+		{args: []string{"-cgi", "-directory", dir, "-bind=::1", "-no-cgi", "9001"}, check: func(o *serveOptions) bool {
+			return o.directory == dir && o.bind == "::1" && o.noCGI && o.port == 9001
+		}},
+		{args: []string{"-memory=1M", "-timeout", "2s"}, check: func(o *serveOptions) bool { return o.memory == 1<<20 && o.timeout == 2*time.Second }},
+		// A value that looks like a single-dash long flag stays a value.
+		{args: []string{"--header", "X-A: -cgi", "-b", "-nph"}, check: func(o *serveOptions) bool {
+			return o.headers.Get("X-A") == "-cgi" && o.bind == "-nph" && !o.nph
+		}},
+		// After "--" nothing is a flag.
+		{args: []string{"--", "-cgi"}, wantErr: `port "-cgi"`},
 	}
 	for _, tc := range cases {
 		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
-			o, err := parseServe(tc.args, io.Discard)
+			o, err := parseServe(tc.args)
 			if tc.wantErr != "" {
 				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
 					t.Errorf("parseServe(%q) error %v, want one containing %q", tc.args, err, tc.wantErr)
@@ -98,6 +124,60 @@ func TestParseServe(t *testing.T) {
 				t.Errorf("parseServe(%q) = %+v", tc.args, *o)
 			}
 		})
+	}
+}
+
+// TestParseServeSet: the flags given are recorded by their long names,
+// short or single-dash forms included (they override a --config file), and
+// the port when one is given; nothing else.
+func TestParseServeSet(t *testing.T) {
+	dir := t.TempDir()
+	cases := []struct {
+		args []string
+		want []string
+	}{
+		{nil, nil},
+		{[]string{"-b", "::1", "-d", dir, "-p", "HTTP/1.0"}, []string{"bind", "directory", "protocol"}},
+		{[]string{"8000", "--memory=1M", "-cgi"}, []string{"cgi", "memory", "port"}},
+		{[]string{"-timeout", "1s", "--", "1"}, []string{"port", "timeout"}},
+	}
+	for _, tc := range cases {
+		o, err := parseServe(tc.args)
+		if err != nil {
+			t.Fatalf("parseServe(%q): %v", tc.args, err)
+		}
+		var got []string
+		for k := range o.set {
+			got = append(got, k)
+		}
+		slices.Sort(got)
+		if !slices.Equal(got, tc.want) {
+			t.Errorf("parseServe(%q): set %q, want %q", tc.args, got, tc.want)
+		}
+	}
+}
+
+func TestParseServeUsageErrors(t *testing.T) {
+	for _, args := range [][]string{{"--bogus"}, {"1", "2"}, {"--pool", "-1"}, {"--memory", "x"}, {"-d", "/nonexistent"}} {
+		if _, err := parseServe(args); !errorsAs(err, new(usageError)) {
+			t.Errorf("parseServe(%q): %v, want a usage error", args, err)
+		}
+	}
+}
+
+func TestLongFlags(t *testing.T) {
+	long := map[string]bool{"cgi": false, "directory": true, "header": true, "help": false}
+	short := map[string]bool{"d": true, "b": true, "h": false}
+	cases := []struct{ in, want []string }{
+		{[]string{"-cgi", "-directory", "-x", "-help"}, []string{"--cgi", "--directory", "-x", "--help"}},
+		{[]string{"-directory=d", "--header", "-cgi", "-d", "-cgi"}, []string{"--directory=d", "--header", "-cgi", "-d", "-cgi"}},
+		{[]string{"-b", "-cgi", "-h", "-cgi"}, []string{"-b", "-cgi", "-h", "--cgi"}},
+		{[]string{"-dcgi", "-c", "--", "-cgi"}, []string{"-dcgi", "-c", "--", "-cgi"}},
+	}
+	for _, tc := range cases {
+		if got := longFlags(long, short, tc.in); !slices.Equal(got, tc.want) {
+			t.Errorf("longFlags(%q) = %q, want %q", tc.in, got, tc.want)
+		}
 	}
 }
 

@@ -1,37 +1,41 @@
 package main
 
 import (
-	"context"
-	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"strings"
 
+	"github.com/spf13/cobra"
+
 	"github.com/cgibox/cgibox/config"
 )
 
-// configCmd is `cgibox config check FILE`: validate a sites file and print
-// the sites as cgibox resolves them, defaults applied.
-func configCmd(_ context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("cgibox config", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: cgibox config check FILE\n\nChecks a sites file (TOML) and prints the sites as cgibox would serve them.")
+// newConfigCommand is `cgibox config check FILE`: validate a sites file
+// and print the sites as cgibox resolves them, defaults applied.
+func newConfigCommand() *cobra.Command {
+	c := &cobra.Command{
+		Use:   "config COMMAND",
+		Short: "check a sites file (TOML)",
+		Args:  cobra.ArbitraryArgs,
+		RunE:  needSubcommand,
 	}
-	if err := fs.Parse(args); err != nil {
-		return err
+	check := &cobra.Command{
+		Use:   "check FILE",
+		Short: "check a sites file and print the sites as cgibox would serve them",
+		Long:  "Checks a sites file (TOML) and prints the sites as cgibox would serve them,\ndefaults applied.",
+		Args:  exactArgs(1, "FILE"),
+		RunE: func(c *cobra.Command, args []string) error {
+			cf, err := config.Load(args[0])
+			if err != nil {
+				return err
+			}
+			describe(c.OutOrStdout(), cf)
+			return nil
+		},
 	}
-	if fs.NArg() != 2 || fs.Arg(0) != "check" {
-		fs.Usage()
-		return usageError{errors.New("want: config check FILE")}
-	}
-	c, err := config.Load(fs.Arg(1))
-	if err != nil {
-		return err
-	}
-	describe(stdout, c)
-	return nil
+	addHelpFlag(check.Flags())
+	c.AddCommand(check)
+	return c
 }
 
 // describe prints c for a person: the server, then each site with every
@@ -137,9 +141,3 @@ func quota(l config.Limits) string {
 }
 
 func row(w io.Writer, name, value string) { fmt.Fprintf(w, "  %-11s %s\n", name, value) }
-
-// usageError is a command line that cannot be run.
-type usageError struct{ err error }
-
-func (u usageError) Error() string { return u.err.Error() }
-func (u usageError) Unwrap() error { return u.err }

@@ -7,6 +7,8 @@ import (
 	"log/slog"
 	"strings"
 
+	"github.com/spf13/cobra"
+
 	"github.com/cgibox/cgibox/config"
 	"github.com/cgibox/cgibox/images"
 	"github.com/cgibox/cgibox/sandbox"
@@ -19,13 +21,15 @@ func (n errDoctorFailed) Error() string {
 	return fmt.Sprintf("doctor: %d check(s) failed", int(n))
 }
 
-// doctorCmd runs `cgibox doctor [--containerd ADDR] [--data-dir DIR]`: one
+func newDoctorCommand() *cobra.Command {
+	return newDaemonCommand("doctor [options]", "check this host and say what of the sandbox is in force",
+		"Checks what cgibox needs and prints one line per item, OK, WARN or FAIL, with\n"+
+			"the command that fixes each problem. Exits 1 when a check fails.", doctor)
+}
+
+// doctor runs `cgibox doctor [--containerd ADDR] [--data-dir DIR]`: one
 // line per check, and the command that fixes each problem.
-func doctorCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	d, err := parseDaemonOnly("doctor", args, stderr)
-	if err != nil {
-		return err
-	}
+func doctor(ctx context.Context, d daemonFlags, stdout, stderr io.Writer) error {
 	// The images cgibox builds itself (busybox, perl, python).
 	imgs := map[string]string{}
 	for _, n := range images.Names() {

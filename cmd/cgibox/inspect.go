@@ -5,7 +5,6 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -19,51 +18,52 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/spf13/cobra"
+
 	"github.com/cgibox/cgibox/config"
 	"github.com/cgibox/cgibox/gateway"
 	"github.com/cgibox/cgibox/images"
 	"github.com/cgibox/cgibox/sandbox"
 )
 
-// inspectCmd is `cgibox inspect URL`: a dry run of one request through the
-// real gateway, with a runner that records the job instead of starting a
-// container. It prints the site, the script, the image, the limits, the
-// mounts and the exact environment the script would get, or why the
-// request would be refused.
-func inspectCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("cgibox inspect", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+// newInspectCommand is `cgibox inspect URL`: a dry run of one request
+// through the real gateway, with a runner that records the job instead of
+// starting a container. It prints the site, the script, the image, the
+// limits, the mounts and the exact environment the script would get, or
+// why the request would be refused.
+func newInspectCommand() *cobra.Command {
 	cwd, _ := os.Getwd()
 	var configFile, method, directory string
 	var headers stringList
-	fs.StringVar(&configFile, "config", "", "the sites `file` to inspect against (default: one site, as `cgibox serve` with no file)")
-	for _, n := range []string{"X", "request"} {
-		fs.StringVar(&method, n, "GET", "request `method`")
+	c := &cobra.Command{
+		Use:   "inspect URL [--config FILE] [-X METHOD] [-H 'Name: value']...",
+		Short: "show what cgibox would do with one request (a dry run)",
+		Long: "Shows what cgibox would do with one request: which site and script, PATH_INFO,\n" +
+			"image, limits, mounts and the exact CGI environment, or why it would refuse it.\n" +
+			"No container is started.",
+		Args:                  exactArgs(1, "URL"),
+		DisableFlagsInUseLine: true,
+		RunE: func(c *cobra.Command, args []string) error {
+			return inspectCmd(c.Context(), args[0], configFile, method, directory, headers, c.OutOrStdout())
+		},
 	}
-	for _, n := range []string{"H", "header"} {
-		fs.Var(&headers, n, "request header `'Name: value'` (repeatable)")
-	}
-	for _, n := range []string{"d", "directory"} {
-		fs.StringVar(&directory, n, cwd, "without --config: the site's `directory`")
-	}
-	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: cgibox inspect URL [--config FILE] [-X METHOD] [-H 'Name: value']...\n\n"+
-			"Shows what cgibox would do with one request: which site and script, PATH_INFO,\n"+
-			"image, limits, mounts and the exact CGI environment, or why it would refuse it.\n"+
-			"No container is started.")
-		printDefaultsExcept(fs, "request", "header", "directory")
-	}
-	pos, err := parseInterleaved(fs, args)
-	if err != nil {
-		return err
-	}
-	if len(pos) != 1 {
-		fs.Usage()
-		return usageError{errors.New("want one URL")}
-	}
-	u, err := url.Parse(pos[0])
+	fs := c.Flags()
+	fs.SortFlags = false
+	addHelpFlag(fs)
+	fs.StringVar(&configFile, "config", "", "the sites `file` to inspect against (default: the one site cgibox serve has without a file)")
+	fs.StringVarP(&method, "request", "X", "GET", "request `method`")
+	fs.VarP(&headers, "header", "H", "request header `'Name: value'` (repeatable)")
+	fs.StringVarP(&directory, "directory", "d", cwd, "without --config: the site's `directory` (default: the current one)")
+	fs.Lookup("directory").DefValue = "" // the help says it; a path would differ per machine
+	_ = c.MarkFlagFilename("config", "toml")
+	_ = c.MarkFlagDirname("directory")
+	return c
+}
+
+func inspectCmd(ctx context.Context, rawURL, configFile, method, directory string, headers []string, stdout io.Writer) error {
+	u, err := url.Parse(rawURL)
 	if err != nil || u.Host == "" || (u.Scheme != "http" && u.Scheme != "https") {
-		return usageError{fmt.Errorf("URL %q: want an absolute http:// or https:// URL", pos[0])}
+		return usageError{err: fmt.Errorf("URL %q: want an absolute http:// or https:// URL", rawURL)}
 	}
 	o := &serveOptions{configFile: configFile, directory: directory, set: map[string]bool{}, headers: http.Header{}}
 	if configFile == "" {
@@ -79,14 +79,14 @@ func inspectCmd(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	}
 	req, err := inspectRequest(u, method, headers, c.Server.Listen)
 	if err != nil {
-		return usageError{err}
+		return usageError{err: err}
 	}
 	return inspect(ctx, c, req, stdout)
 }
 
 // defaultServeOptions are `cgibox serve -d directory`'s options.
 func defaultServeOptions(directory string) (*serveOptions, error) {
-	return parseServe([]string{"-d", directory}, io.Discard)
+	return parseServe([]string{"-d", directory})
 }
 
 // inspectRequest builds the request as net/http's server would hand it to

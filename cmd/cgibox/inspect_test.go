@@ -12,7 +12,7 @@ import (
 	"testing"
 )
 
-var update = flag.Bool("update", false, "rewrite the golden files under testdata/sites")
+var update = flag.Bool("update", false, "rewrite the golden files under testdata")
 
 // runCmd runs cgibox's command line in this process and returns its
 // output, normalised: the test data's path as TESTDATA, the version as
@@ -30,7 +30,12 @@ func runCmd(t *testing.T, args ...string) (string, error) {
 // golden compares got with testdata/sites/name, or rewrites it with -update.
 func golden(t *testing.T, name, got string) {
 	t.Helper()
-	file := filepath.Join("testdata", "sites", name)
+	goldenFile(t, filepath.Join("testdata", "sites", name), got)
+}
+
+// goldenFile compares got with file, or rewrites it with -update.
+func goldenFile(t *testing.T, file, got string) {
+	t.Helper()
 	if *update {
 		if err := os.WriteFile(file, []byte(got), 0o644); err != nil {
 			t.Fatal(err)

@@ -8,17 +8,18 @@
 //	cgibox inspect URL [--config FILE] [-X METHOD] [-H 'Name: value']
 //	cgibox doctor
 //	cgibox version
+//	cgibox help [COMMAND]
+//	cgibox completion bash|zsh|fish|powershell
+//
+// The command line is cobra's (cli.go); usage errors exit 2, as argparse's.
 package main
 
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
-	"io"
 	"os"
 	"os/signal"
-	"runtime"
 	"runtime/debug"
 	"syscall"
 
@@ -34,10 +35,10 @@ func main() {
 	}
 	ctx, now := stopSignals()
 	err := run(ctx, now, os.Args[1:], os.Stdout, os.Stderr)
+	var u usageError
 	switch {
-	case errors.Is(err, flag.ErrHelp):
-	case errors.As(err, new(usageError)):
-		fmt.Fprintf(os.Stderr, "cgibox: %v\n", err)
+	case errors.As(err, &u):
+		fmt.Fprintf(os.Stderr, "cgibox: %v\n%s\n", err, u.hint())
 		os.Exit(2) // argparse's status for a usage error
 	case err != nil:
 		fmt.Fprintf(os.Stderr, "cgibox: %v\n", err)
@@ -64,34 +65,6 @@ func stopSignals() (ctx context.Context, now <-chan struct{}) {
 		os.Exit(1)
 	}()
 	return ctx, nowc
-}
-
-// run runs the command args names until ctx ends; serve then drains until
-// its requests are done or now is closed.
-func run(ctx context.Context, now <-chan struct{}, args []string, stdout, stderr io.Writer) error {
-	cmd, rest := "serve", args
-	if len(args) > 0 {
-		switch args[0] {
-		case "serve", "image", "gc", "doctor", "version", "config", "inspect":
-			cmd, rest = args[0], args[1:]
-		}
-	}
-	switch cmd {
-	case "image":
-		return imageCmd(ctx, rest, stdout, stderr)
-	case "gc":
-		return gcCmd(ctx, rest, stdout, stderr)
-	case "doctor":
-		return doctorCmd(ctx, rest, stdout, stderr)
-	case "config":
-		return configCmd(ctx, rest, stdout, stderr)
-	case "inspect":
-		return inspectCmd(ctx, rest, stdout, stderr)
-	case "version":
-		fmt.Fprintf(stdout, "cgibox %s (%s, %s/%s)\n", version(), runtime.Version(), runtime.GOOS, runtime.GOARCH)
-		return nil
-	}
-	return serve(ctx, now, rest, stdout, stderr)
 }
 
 // version is the module version stamped by the Go toolchain, or "devel".

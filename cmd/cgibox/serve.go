@@ -6,7 +6,6 @@ import (
 	"crypto/x509"
 	"encoding/pem"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -21,6 +20,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/spf13/pflag"
 
 	"github.com/cgibox/cgibox/config"
 	"github.com/cgibox/cgibox/gateway"
@@ -84,82 +85,140 @@ type serveOptions struct {
 	audit string
 }
 
-func parseServe(args []string, stderr io.Writer) (*serveOptions, error) {
+// The headings the flags of `cgibox serve` are grouped under in its help.
+const (
+	groupPython  = "Python's options (as python -m http.server --cgi)"
+	groupTLS     = "TLS (as Python 3.14)"
+	groupScripts = "Scripts"
+	groupLimits  = "Sandbox limits (each script)"
+	groupServer  = "Server"
+	groupOps     = "Operations"
+	groupDaemon  = "containerd"
+)
+
+// serveFlags holds what the flags of `cgibox serve` parse into until
+// options checks them and makes the serveOptions.
+type serveFlags struct {
+	o                *serveOptions
+	cgi              bool
+	headers, cgiDirs stringList
+	logLevel         string
+
+	timeout, drainTimeout, queueWait, poolIdle            positiveDuration
+	headerTimeout, bodyTimeout, writeTimeout, idleTimeout positiveDuration
+	memory, maxOutput, maxBody, tmp                       byteSize
+}
+
+// addServeFlags defines the flags of `cgibox serve` on fs, each under its
+// heading, with the configuration document's defaults: one source.
+func addServeFlags(fs *pflag.FlagSet) *serveFlags {
 	o := &serveOptions{headers: http.Header{}}
-	fs := flag.NewFlagSet("cgibox serve", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	cwd, _ := os.Getwd()
-	var cgi bool
-	var headers, cgiDirs stringList
-	// The defaults are the configuration document's: one source.
 	ds, dl := config.DefaultServer(), config.DefaultSite()
-	timeout, drainTimeout := positiveDuration(dl.Limits.Timeout), positiveDuration(ds.DrainTimeout)
-	memory, maxOutput, maxBody, tmp := byteSize(dl.Limits.Memory), byteSize(dl.Limits.Output), byteSize(dl.Limits.Body), byteSize(dl.Limits.Tmp)
-	headerTimeout, bodyTimeout := positiveDuration(ds.HeaderTimeout), positiveDuration(ds.BodyTimeout)
-	writeTimeout, idleTimeout := positiveDuration(ds.WriteTimeout), positiveDuration(ds.IdleTimeout)
-	logLevel := ds.LogLevel
 	o.pool = ds.Pool
-	poolIdle := positiveDuration(o.pool.Idle)
-	for _, name := range []string{"b", "bind"} {
-		fs.StringVar(&o.bind, name, "", "bind to this `address` (default: all interfaces, IPv4 and IPv6)")
+	f := &serveFlags{
+		o: o, logLevel: ds.LogLevel,
+		timeout: positiveDuration(dl.Limits.Timeout), drainTimeout: positiveDuration(ds.DrainTimeout),
+		queueWait: positiveDuration(ds.QueueWait), poolIdle: positiveDuration(o.pool.Idle),
+		headerTimeout: positiveDuration(ds.HeaderTimeout), bodyTimeout: positiveDuration(ds.BodyTimeout),
+		writeTimeout: positiveDuration(ds.WriteTimeout), idleTimeout: positiveDuration(ds.IdleTimeout),
+		memory: byteSize(dl.Limits.Memory), maxOutput: byteSize(dl.Limits.Output),
+		maxBody: byteSize(dl.Limits.Body), tmp: byteSize(dl.Limits.Tmp),
 	}
-	for _, name := range []string{"d", "directory"} {
-		fs.StringVar(&o.directory, name, cwd, "serve this `directory`")
-	}
-	for _, name := range []string{"p", "protocol"} {
-		fs.StringVar(&o.protocol, name, ds.Protocol, "conform to this HTTP `version` (HTTP/1.0 closes every connection)")
-	}
-	fs.BoolVar(&cgi, "cgi", false, "run CGI scripts (always on in cgibox; accepted for compatibility)")
-	fs.BoolVar(&o.noCGI, "no-cgi", false, "do not run CGI scripts; CGI directories then answer 403")
-	fs.BoolVar(&o.dotfiles, "dotfiles", false, "serve and list files whose names start with a dot")
+	fs.SortFlags = false
+	cwd, _ := os.Getwd()
+
+	addHelpFlag(fs)
+	fs.StringVarP(&o.bind, "bind", "b", "", "bind to this `address` (default: all interfaces, IPv4 and IPv6)")
+	fs.StringVarP(&o.directory, "directory", "d", cwd, "serve this `directory` (default: the current one)")
+	fs.Lookup("directory").DefValue = "" // the help says it; a path would differ per machine
+	fs.StringVarP(&o.protocol, "protocol", "p", ds.Protocol, "conform to this HTTP `version` (HTTP/1.0 closes every connection)")
+	fs.BoolVar(&f.cgi, "cgi", false, "run CGI scripts (always on in cgibox; accepted for compatibility)")
+	fs.Var(&f.headers, "header", "add this `'Name: value'` header to every response (repeatable)")
+	setGroup(fs, groupPython, "help", "bind", "directory", "protocol", "cgi", "header")
+
 	fs.StringVar(&o.tlsCert, "tls-cert", "", "serve HTTPS with this certificate `file` (PEM)")
 	fs.StringVar(&o.tlsKey, "tls-key", "", "private key `file` for --tls-cert (default: in the certificate file)")
 	fs.StringVar(&o.tlsPass, "tls-password-file", "", "`file` holding the password of an encrypted --tls-key")
-	fs.Var(&headers, "header", "add this `'Name: value'` header to every response (repeatable)")
-	fs.StringVar(&o.containerd, "containerd", sandbox.AddressAuto, containerdUsage)
-	fs.StringVar(&o.dataDir, "data-dir", ds.DataDir, "`directory` for cgibox's state and a private containerd")
-	fs.StringVar(&o.image, "image", dl.Image, "`image` scripts run in (a cgibox image name or a containerd reference)")
-	fs.Var(&cgiDirs, "cgi-dir", "URL `directory` holding CGI scripts (repeatable; default /cgi-bin and /htbin)")
-	fs.StringVar(&o.cgiMode, "cgi-mode", dl.Mode, "how script output becomes a response: python (200 at once, like Python) or rfc3875 (Status, Location, keep-alive)")
+	setGroup(fs, groupTLS, "tls-cert", "tls-key", "tls-password-file")
+
+	fs.BoolVar(&o.noCGI, "no-cgi", false, "do not run CGI scripts; CGI directories then answer 403")
+	fs.Var(&f.cgiDirs, "cgi-dir", "URL `directory` holding CGI scripts (repeatable; default: /cgi-bin and /htbin)")
+	fs.StringVar(&o.cgiMode, "cgi-mode", dl.Mode, "how script output becomes a response, by `mode`: python (200 at once, like Python) or rfc3875 (Status, Location, keep-alive)")
 	fs.BoolVar(&o.nph, "nph", false, "let scripts named nph-* send their own status line and headers, unparsed")
 	fs.BoolVar(&o.passAuth, "pass-authorization", false, "pass the Authorization header to scripts as HTTP_AUTHORIZATION")
-	fs.Var(&timeout, "timeout", "wall-clock `limit` of one script")
-	fs.Var(&drainTimeout, "drain-timeout", "on SIGTERM or SIGINT, how `long` requests in flight may take to finish before they are ended")
-	fs.Var(&memory, "memory", "memory `limit` of one script, without swap")
-	fs.Int64Var(&o.pids, "pids", dl.Limits.Pids, "process `limit` of one script")
-	fs.Float64Var(&o.cpus, "cpus", dl.Limits.CPUs, "CPU `cores` one script may use")
-	fs.Var(&maxOutput, "max-output", "output `limit` of one script")
-	fs.Var(&maxBody, "max-body", "largest request `body` passed to a script")
-	fs.Var(&tmp, "tmp", "`size` of a script's /tmp, where uploads are spooled, and of the largest file it may write (default: --max-body + 8M; counts against --memory)")
-	fs.IntVar(&o.maxConcurrent, "max-concurrent", ds.MaxConcurrent, "CGI requests that may run at `once`")
-	queueWait := positiveDuration(ds.QueueWait)
-	fs.IntVar(&o.queue, "queue", ds.Queue, "CGI requests that may wait when --max-concurrent run (`count`; 0: none, 503 at once)")
-	fs.Var(&queueWait, "queue-wait", "how `long` a request waits in the queue before 503")
-	fs.IntVar(&o.pool.Max, "pool", o.pool.Max, "keep up to this `many` containers started ahead per site and image (each still serves one request; 0 turns this off)")
-	fs.IntVar(&o.pool.Min, "pool-min", o.pool.Min, "prepared containers a pool keeps while idle (`count`; 0 lets it shrink to none)")
-	fs.IntVar(&o.pool.Total, "pool-total", o.pool.Total, "prepared containers of all pools together, at `most` (0: no cap); the least recently used pool gives one up for a busier one")
-	fs.Var(&poolIdle, "pool-idle", "a pool without requests for this `long` shrinks by one container")
-	fs.Var(&headerTimeout, "header-timeout", "`limit` on receiving a request's line and headers; then the connection is closed")
-	fs.Var(&bodyTimeout, "body-timeout", "`limit` on receiving a CGI request's body; then 400, and no script runs")
-	fs.Var(&writeTimeout, "write-timeout", "`limit` on each write of a CGI response to the client; then the script is killed")
-	fs.Var(&idleTimeout, "idle-timeout", "`limit` on a keep-alive connection's wait for the next request")
+	fs.BoolVar(&o.dotfiles, "dotfiles", false, "serve and list files whose names start with a dot")
+	fs.StringVar(&o.image, "image", dl.Image, "`image` scripts run in (a cgibox image name or a containerd reference)")
+	setGroup(fs, groupScripts, "no-cgi", "cgi-dir", "cgi-mode", "nph", "pass-authorization", "dotfiles", "image")
+
+	fs.Var(&f.timeout, "timeout", "wall-clock limit of one script")
+	fs.Var(&f.memory, "memory", "memory limit of one script, without swap")
+	fs.Int64Var(&o.pids, "pids", dl.Limits.Pids, "processes and threads of one script, at most")
+	fs.Float64Var(&o.cpus, "cpus", dl.Limits.CPUs, "CPU cores one script may use")
+	fs.Var(&f.maxOutput, "max-output", "output of one script before it is stopped")
+	fs.Var(&f.maxBody, "max-body", "largest request body passed to a script (413 above)")
+	fs.Var(&f.tmp, "tmp", "size of a script's /tmp, where uploads are spooled, and of the largest file it may write (default: --max-body + 8M; counts against --memory)")
+	fs.Lookup("tmp").DefValue = "" // the help says it: it follows --max-body
+	setGroup(fs, groupLimits, "timeout", "memory", "pids", "cpus", "max-output", "max-body", "tmp")
+
+	fs.StringVar(&o.configFile, "config", "", "serve the sites this TOML `file` describes; flags given too override it (SIGHUP reloads it)")
+	fs.IntVar(&o.maxConcurrent, "max-concurrent", ds.MaxConcurrent, "CGI requests that may run at once, all sites together")
+	fs.IntVar(&o.queue, "queue", ds.Queue, "CGI requests that may wait, in arrival order, when --max-concurrent run (0: none, 503 at once)")
+	fs.Var(&f.queueWait, "queue-wait", "how long a request waits in the queue before 503")
+	fs.IntVar(&o.pool.Max, "pool", o.pool.Max, "keep up to this many containers started ahead per site and image (each still serves one request; 0 turns this off)")
+	fs.IntVar(&o.pool.Min, "pool-min", o.pool.Min, "prepared containers a pool keeps while idle (0 lets it shrink to none)")
+	fs.IntVar(&o.pool.Total, "pool-total", o.pool.Total, "prepared containers of all pools together, at most (0: no cap); the least recently used pool gives one up for a busier one")
+	fs.Var(&f.poolIdle, "pool-idle", "a pool without requests for this long shrinks by one container")
+	fs.Var(&f.headerTimeout, "header-timeout", "time to receive a request's line and headers; then the connection is closed")
+	fs.Var(&f.bodyTimeout, "body-timeout", "time to receive a CGI request's body; then 400, and no script runs")
+	fs.Var(&f.writeTimeout, "write-timeout", "time each write of a CGI response to the client may take; then the script is killed")
+	fs.Var(&f.idleTimeout, "idle-timeout", "time a keep-alive connection may wait for its next request")
+	fs.Var(&f.drainTimeout, "drain-timeout", "on SIGTERM or SIGINT, how long requests in flight may take to finish before they are ended")
+	setGroup(fs, groupServer, "config", "max-concurrent", "queue", "queue-wait", "pool", "pool-min", "pool-total", "pool-idle",
+		"header-timeout", "body-timeout", "write-timeout", "idle-timeout", "drain-timeout")
+
 	fs.StringVar(&o.logFormat, "log-format", ds.LogFormat, "log `format`: text (python's access log) or json")
-	fs.StringVar(&logLevel, "log-level", ds.LogLevel, "log `level`: debug, info, warn or error")
-	fs.StringVar(&o.runtimeBinary, "runtime-binary", "", "runc-compatible runtime `binary` the shim runs (default: runc on containerd's PATH)")
+	fs.StringVar(&f.logLevel, "log-level", ds.LogLevel, "log `level`: debug, info, warn or error")
 	fs.StringVar(&o.admin, "admin", "", "serve /metrics, /healthz and /readyz on this `host:port`, apart from every site (e.g. 127.0.0.1:9100)")
 	fs.StringVar(&o.audit, "audit", "", "append one JSON line per CGI job to this `file` (- for stdout; reopened on SIGUSR1)")
-	fs.StringVar(&o.configFile, "config", "", "serve the sites this TOML `file` describes; flags given too override it (SIGHUP reloads it)")
-	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: cgibox [serve] [port] [-b ADDRESS] [-d DIRECTORY] [-p VERSION] [--cgi | --no-cgi] [options]")
-		printDefaultsExcept(fs)
+	setGroup(fs, groupOps, "log-format", "log-level", "admin", "audit")
+
+	fs.StringVar(&o.containerd, "containerd", sandbox.AddressAuto, containerdUsage)
+	fs.StringVar(&o.dataDir, "data-dir", ds.DataDir, "`directory` for cgibox's state and a private containerd")
+	fs.StringVar(&o.runtimeBinary, "runtime-binary", "", "runc-compatible runtime `binary` the shim runs (default: runc on containerd's PATH)")
+	setGroup(fs, groupDaemon, "containerd", "data-dir", "runtime-binary")
+	return f
+}
+
+// parseServe parses the command line of `cgibox serve` (without the word
+// serve): python -m http.server's, plus cgibox's own. Every error is a
+// usage error.
+func parseServe(args []string) (*serveOptions, error) {
+	fs := pflag.NewFlagSet("cgibox serve", pflag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	f := addServeFlags(fs)
+	long, short := map[string]bool{}, map[string]bool{}
+	flagNames(fs, long, short)
+	if err := fs.Parse(longFlags(long, short, args)); err != nil {
+		return nil, usageError{err: err}
 	}
-	pos, err := parseInterleaved(fs, args)
+	return f.options(fs, fs.Args())
+}
+
+// options checks the flags fs parsed and the positional arguments, and
+// makes the serveOptions. Every error is a usage error.
+func (f *serveFlags) options(fs *pflag.FlagSet, pos []string) (*serveOptions, error) {
+	o, err := f.check(fs, pos)
 	if err != nil {
-		return nil, err
+		return nil, usageError{err: err}
 	}
-	_ = cgi
+	return o, nil
+}
+
+func (f *serveFlags) check(fs *pflag.FlagSet, pos []string) (*serveOptions, error) {
+	o := f.o
 	o.set = map[string]bool{}
-	fs.Visit(func(f *flag.Flag) { o.set[longName(f.Name)] = true })
+	fs.Visit(func(fl *pflag.Flag) { o.set[fl.Name] = true })
+	delete(o.set, "help")
 	if len(pos) > 0 {
 		o.set["port"] = true
 	}
@@ -178,7 +237,7 @@ func parseServe(args []string, stderr io.Writer) (*serveOptions, error) {
 	if o.protocol != "HTTP/1.0" && o.protocol != "HTTP/1.1" {
 		return nil, fmt.Errorf("--protocol %q: want HTTP/1.0 or HTTP/1.1", o.protocol)
 	}
-	for _, h := range headers {
+	for _, h := range f.headers {
 		name, value, ok := strings.Cut(h, ":")
 		name, value = strings.TrimSpace(name), strings.TrimSpace(value)
 		if !ok || !config.ValidHeaderName(name) || strings.ContainsAny(value, "\r\n\x00") {
@@ -195,8 +254,8 @@ func parseServe(args []string, stderr io.Writer) (*serveOptions, error) {
 	if o.logFormat != "text" && o.logFormat != "json" {
 		return nil, fmt.Errorf("--log-format %q: want text or json", o.logFormat)
 	}
-	if err := o.logLevel.UnmarshalText([]byte(logLevel)); err != nil {
-		return nil, fmt.Errorf("--log-level %q: want debug, info, warn or error", logLevel)
+	if err := o.logLevel.UnmarshalText([]byte(f.logLevel)); err != nil {
+		return nil, fmt.Errorf("--log-level %q: want debug, info, warn or error", f.logLevel)
 	}
 	if o.pids <= 0 || o.cpus <= 0 || o.maxConcurrent <= 0 {
 		return nil, errors.New("--pids, --cpus and --max-concurrent must be above zero")
@@ -207,52 +266,23 @@ func parseServe(args []string, stderr io.Writer) (*serveOptions, error) {
 	if o.pool.Max < 0 || o.pool.Min < 0 || o.pool.Min > o.pool.Max {
 		return nil, fmt.Errorf("--pool %d --pool-min %d: want 0 <= --pool-min <= --pool", o.pool.Max, o.pool.Min)
 	}
-	o.pool.Idle = time.Duration(poolIdle)
+	o.pool.Idle = time.Duration(f.poolIdle)
 	if st, err := os.Stat(o.directory); err != nil || !st.IsDir() {
 		return nil, fmt.Errorf("--directory %q: not a directory", o.directory)
 	}
-	o.cgiDirs = cgiDirs
-	o.timeout, o.drainTimeout, o.memory = time.Duration(timeout), time.Duration(drainTimeout), int64(memory)
-	o.maxOutput, o.maxBody, o.tmp = int64(maxOutput), int64(maxBody), int64(tmp)
-	o.queueWait = time.Duration(queueWait)
-	o.headerTimeout, o.bodyTimeout = time.Duration(headerTimeout), time.Duration(bodyTimeout)
-	o.writeTimeout, o.idleTimeout = time.Duration(writeTimeout), time.Duration(idleTimeout)
+	o.cgiDirs = f.cgiDirs
+	o.timeout, o.drainTimeout, o.memory = time.Duration(f.timeout), time.Duration(f.drainTimeout), int64(f.memory)
+	o.maxOutput, o.maxBody, o.tmp = int64(f.maxOutput), int64(f.maxBody), int64(f.tmp)
+	o.queueWait = time.Duration(f.queueWait)
+	o.headerTimeout, o.bodyTimeout = time.Duration(f.headerTimeout), time.Duration(f.bodyTimeout)
+	o.writeTimeout, o.idleTimeout = time.Duration(f.writeTimeout), time.Duration(f.idleTimeout)
 	return o, nil
-}
-
-// longName is the long name of a flag given by its short one.
-func longName(name string) string {
-	switch name {
-	case "b":
-		return "bind"
-	case "d":
-		return "directory"
-	case "p":
-		return "protocol"
-	}
-	return name
-}
-
-// printDefaultsExcept prints the defaults of fs's flags but the hidden ones.
-func printDefaultsExcept(fs *flag.FlagSet, hidden ...string) {
-	shown := flag.NewFlagSet(fs.Name(), flag.ContinueOnError)
-	shown.SetOutput(fs.Output())
-	fs.VisitAll(func(f *flag.Flag) {
-		if !slices.Contains(hidden, f.Name) {
-			shown.Var(f.Value, f.Name, f.Usage)
-		}
-	})
-	shown.PrintDefaults()
 }
 
 // serve runs the server until ctx ends, then drains it: the requests in
 // flight may finish for up to the drain timeout, or until now is closed.
 // SIGHUP reloads the --config file's sites.
-func serve(ctx context.Context, now <-chan struct{}, args []string, stdout, stderr io.Writer) error {
-	o, err := parseServe(args, stderr)
-	if err != nil {
-		return err
-	}
+func serve(ctx context.Context, now <-chan struct{}, o *serveOptions, stdout, stderr io.Writer) error {
 	c, err := o.loadConfig()
 	if err != nil {
 		return err
